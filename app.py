@@ -1,0 +1,87 @@
+"""phonegrade demo: `python app.py` serves the Gradio page on http://127.0.0.1:7860.
+
+With no arguments it runs offline on the embedded default models (phonegrade.DEFAULT_MODELS). Every option
+can also be set with an environment variable (PHONEGRADE_SIDE_MODEL, PHONEGRADE_SCRATCH_MODEL,
+PHONEGRADE_CORRECTIONS_DIR, PHONEGRADE_CORRECTIONS_REPO, ...). Hub access uses HF_TOKEN / `hf auth login`
+and honours HF_ENDPOINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from phonegrade import DEFAULT_MODELS
+
+    env = os.environ.get
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--side-model", default=env("PHONEGRADE_SIDE_MODEL", DEFAULT_MODELS["side"]),
+                        help="side model: local folder or Hub model id [PHONEGRADE_SIDE_MODEL]")
+    parser.add_argument("--side-revision", default=env("PHONEGRADE_SIDE_REVISION"), help="Hub revision")
+    parser.add_argument("--scratch-model", default=env("PHONEGRADE_SCRATCH_MODEL", DEFAULT_MODELS["scratch"]),
+                        help="scratch model: local folder or Hub model id [PHONEGRADE_SCRATCH_MODEL]")
+    parser.add_argument("--scratch-revision", default=env("PHONEGRADE_SCRATCH_REVISION"), help="Hub revision")
+    parser.add_argument("--corrections-dir", default=env("PHONEGRADE_CORRECTIONS_DIR", str(ROOT / "data" / "corrections")),
+                        help="where flagged corrections are stored [PHONEGRADE_CORRECTIONS_DIR]")
+    parser.add_argument("--corrections-repo", default=env("PHONEGRADE_CORRECTIONS_REPO"),
+                        help="Hub dataset repo the corrections are pushed to in the background "
+                             "[PHONEGRADE_CORRECTIONS_REPO]")
+    parser.add_argument("--push-every", type=float, default=float(env("PHONEGRADE_PUSH_EVERY", "300")),
+                        help="seconds between background pushes of new corrections")
+    parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--max-upload-mb", type=float, default=float(env("PHONEGRADE_MAX_UPLOAD_MB", "20")),
+                        help="largest accepted upload")
+    parser.add_argument("--concurrency", type=int, default=int(env("PHONEGRADE_CONCURRENCY", "4")),
+                        help="requests processed at once (the rest wait in Gradio's queue)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from phonegrade.corrections import CorrectionStore, HubPusher
+    from phonegrade.demo import Grader, build_demo, load_model
+    from phonegrade.hub import ModelLoadError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        side = load_model(args.side_model, args.side_revision)
+        scratch = load_model(args.scratch_model, args.scratch_revision)
+    except ModelLoadError as err:
+        print(f"app.py: error: {err}", file=sys.stderr)
+        if not Path(args.side_model).exists() and args.side_model.startswith(str(ROOT)):
+            print("The default models are missing: run `make demo` (it builds them) or pass --side-model / "
+                  "--scratch-model.", file=sys.stderr)
+        return 2
+    for task, model in (("side", side), ("scratch", scratch)):
+        if model.classifier.task != task:
+            print(f"app.py: error: --{task}-model {model.model_id} is a {model.classifier.task} model",
+                  file=sys.stderr)
+            return 2
+    store = CorrectionStore(args.corrections_dir).ensure()
+    store.clean_staging()
+    pusher = HubPusher(store, args.corrections_repo, every_s=args.push_every).start() \
+        if args.corrections_repo else None
+    max_bytes = int(args.max_upload_mb * 1024 * 1024)
+    grader = Grader(side, scratch, store, max_upload_bytes=max_bytes)
+    examples = sorted(str(p) for p in (ROOT / "data" / "examples").glob("*.png"))
+    demo = build_demo(grader, examples)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, max_file_size=max_bytes, show_error=True)
+    finally:
+        if pusher:
+            pusher.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

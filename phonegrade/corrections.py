@@ -1,0 +1,377 @@
+"""Users' corrections of wrong predictions: stored safely, loaded with `datasets`, merged into training.
+
+Layout of a corrections folder (a `datasets` imagefolder, loadable with `load_dataset(folder)` or, once pushed,
+`load_dataset(repo_id)`):
+
+    README.md                                  dataset card (from hub_cards/dataset_card.md)
+    records/<YYYY-MM-DD>/<record id>/image.png the photo as uploaded: EXIF orientation applied, RGB, re-encoded
+    records/<YYYY-MM-DD>/<record id>/metadata.jsonl   one line: labels, probabilities, models, time, hash
+
+A record is written in a hidden staging folder and renamed into place in one step, so concurrent submissions
+and a crash mid-write never leave a half-written record where readers look.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from PIL import Image
+
+from .labels import SCRATCH_LABELS, SIDE_LABELS, TASK_LABELS
+
+RECORDS_DIR = "records"
+STAGING_DIR = ".staging"
+MAX_COMMENT_CHARS = 500
+# Every record has every field with the same type: `datasets` needs one schema across metadata files.
+FIELDS = ("file_name", "record_id", "timestamp", "content_hash", "width", "height",
+          "predicted_side", "side_probabilities", "corrected_side",
+          "predicted_scratch", "scratch_probabilities", "corrected_scratch",
+          "side_model", "side_revision", "scratch_model", "scratch_revision", "comment")
+
+
+class CorrectionError(ValueError):
+    """A correction was refused (bad labels) or could not be stored (disk full, read-only folder)."""
+
+
+def content_hash(image: Image.Image) -> str:
+    """SHA-256 of the decoded RGB pixels: the same photo hashes the same whatever file format carried it."""
+    rgb = image.convert("RGB")
+    digest = hashlib.sha256(f"{rgb.width}x{rgb.height}:".encode())
+    digest.update(rgb.tobytes())
+    return digest.hexdigest()
+
+
+def clean_comment(text: str | None) -> str:
+    """Plain text only: no markup, no control characters, bounded length."""
+    text = re.sub(r"<[^>]*>", "", text or "")
+    text = "".join(ch for ch in text if ch.isprintable() or ch in " \n")
+    return text.replace("<", "").replace(">", "").strip()[:MAX_COMMENT_CHARS]
+
+
+def _check_label(task: str, label: str | None) -> str:
+    if label in (None, ""):
+        return ""
+    if label not in TASK_LABELS[task]:
+        raise CorrectionError(f"{task} label must be one of {', '.join(TASK_LABELS[task])}, got {label!r}")
+    return label
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the demo showed for a photo: probabilities per task (scratch empty when it was not graded)."""
+
+    side: dict[str, float]
+    scratch: dict[str, float]
+
+    @staticmethod
+    def top(probs: dict[str, float]) -> str:
+        return max(probs, key=probs.get) if probs else ""
+
+
+class CorrectionStore:
+    """A corrections folder on local disk."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def ensure(self) -> CorrectionStore:
+        (self.root / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
+        (self.root / STAGING_DIR).mkdir(exist_ok=True)
+        if not (self.root / "README.md").exists():
+            write_dataset_card(self.root)
+        return self
+
+    def add(self, image: Image.Image, prediction: Prediction, corrected_side: str | None = None,
+            corrected_scratch: str | None = None, models: dict[str, str | None] | None = None,
+            comment: str | None = None) -> str:
+        """Store one correction; returns its record id once it is safely on disk."""
+        corrected_side = _check_label("side", corrected_side)
+        corrected_scratch = _check_label("scratch", corrected_scratch)
+        if not corrected_side and not corrected_scratch:
+            raise CorrectionError("pick the correct side and/or scratch label")
+        rgb = image.convert("RGB")
+        digest = content_hash(rgb)
+        now = datetime.now(timezone.utc)
+        record_id = f"{now:%Y%m%dT%H%M%S%f}-{digest[:12]}-{secrets.token_hex(3)}"
+        models = models or {}
+        metadata = {
+            "file_name": "image.png", "record_id": record_id, "timestamp": now.isoformat(timespec="microseconds"),
+            "content_hash": digest, "width": rgb.width, "height": rgb.height,
+            "predicted_side": Prediction.top(prediction.side), "side_probabilities": json.dumps(prediction.side),
+            "corrected_side": corrected_side,
+            "predicted_scratch": Prediction.top(prediction.scratch),
+            "scratch_probabilities": json.dumps(prediction.scratch), "corrected_scratch": corrected_scratch,
+            "side_model": str(models.get("side_model") or ""), "side_revision": str(models.get("side_revision") or ""),
+            "scratch_model": str(models.get("scratch_model") or ""),
+            "scratch_revision": str(models.get("scratch_revision") or ""),
+            "comment": clean_comment(comment),
+        }
+        buffer = io.BytesIO()
+        rgb.save(buffer, format="PNG")  # re-encoded: nothing of the uploaded file's bytes is kept
+        try:
+            self.ensure()
+            staging = self.root / STAGING_DIR / record_id
+            staging.mkdir()
+            _fsync_write(staging / "image.png", buffer.getvalue())
+            _fsync_write(staging / "metadata.jsonl", (json.dumps(metadata) + "\n").encode())
+            final = self.root / RECORDS_DIR / f"{now:%Y-%m-%d}" / record_id
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(staging, final)  # atomic: the record appears whole or not at all
+            _fsync_dir(final.parent)
+        except OSError as err:
+            shutil.rmtree(self.root / STAGING_DIR / record_id, ignore_errors=True)
+            raise CorrectionError(f"could not save the correction ({err.strerror or err}); "
+                                  f"predictions still work") from err
+        return record_id
+
+    def record_dirs(self) -> list[Path]:
+        return sorted((self.root / RECORDS_DIR).glob("*/*/metadata.jsonl"))
+
+    def records(self) -> list[dict]:
+        """Every complete record, oldest first (a leftover staging folder from a crash is not a record)."""
+        out = []
+        for path in self.record_dirs():
+            try:
+                record = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            record["image_path"] = str(path.parent / record["file_name"])
+            out.append(record)
+        return sorted(out, key=lambda r: r["timestamp"])
+
+    def clean_staging(self, older_than_s: float = 3600) -> int:
+        """Remove staging folders abandoned by a crash (older than `older_than_s`)."""
+        removed = 0
+        for folder in (self.root / STAGING_DIR).glob("*"):
+            if time.time() - folder.stat().st_mtime > older_than_s:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        return removed
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_dataset_card(root: Path, repo_id: str | None = None, counts: dict | None = None) -> Path:
+    from huggingface_hub import DatasetCardData
+
+    from .hub import render_card
+
+    card_data = DatasetCardData(license="other", task_categories=["image-classification"],
+                                tags=["phonegrade", "corrections", "human-feedback"], pretty_name="phonegrade corrections")
+    text = render_card("dataset_card.md", card_data, repo_id=repo_id, counts=counts or {},
+                       side_labels=SIDE_LABELS, scratch_labels=SCRATCH_LABELS, fields=FIELDS)
+    path = root / "README.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- reading corrections back
+
+def load_correction_rows(repo_or_dir: str | os.PathLike, token: str | None = None) -> list[dict]:
+    """All correction rows of a local corrections folder or a Hub dataset repo, through `datasets`.
+
+    Each row has the metadata fields and `image` (a PIL image).
+    """
+    import datasets
+
+    path = Path(repo_or_dir)
+    try:
+        if path.is_dir():
+            if not any((path / RECORDS_DIR).glob("*/*/metadata.jsonl")):
+                return []
+            loaded = datasets.load_dataset("imagefolder", data_dir=str(path / RECORDS_DIR), split="train")
+        else:
+            loaded = datasets.load_dataset(str(repo_or_dir), split="train", token=token)
+    except Exception as err:  # noqa: BLE001 - datasets/Hub raise many types; the message is what matters
+        raise CorrectionError(f"could not load corrections from {repo_or_dir}: {err}") from err
+    return list(loaded)
+
+
+def latest_by_image(rows: Iterable[dict], task: str) -> dict[str, dict]:
+    """For each content hash, the newest row that corrects `task` (a later correction overrides an older one)."""
+    column = f"corrected_{task}"
+    latest: dict[str, dict] = {}
+    for row in sorted(rows, key=lambda r: r["timestamp"]):
+        if row.get(column):
+            latest[row["content_hash"]] = row
+    return latest
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Counts per task and corrected label, and how often the correction disagreed with the model."""
+    summary: dict = {"records": len(rows)}
+    for task in TASK_LABELS:
+        corrected = [r for r in rows if r.get(f"corrected_{task}")]
+        summary[task] = {
+            "corrections": len(corrected),
+            "by_label": dict(Counter(r[f"corrected_{task}"] for r in corrected)),
+            "disagreed_with_model": sum(r[f"corrected_{task}"] != r[f"predicted_{task}"] for r in corrected),
+            "confusions": dict(Counter(f"{r[f'predicted_{task}'] or '(not graded)'} -> {r[f'corrected_{task}']}"
+                                       for r in corrected if r[f"corrected_{task}"] != r[f"predicted_{task}"])),
+        }
+    return summary
+
+
+def _row_image(row: dict) -> Image.Image:
+    return row["image"]
+
+
+def merge_corrections(splits, rows: list[dict], task: str, into_val: bool = False, seed: int = 0) -> dict:
+    """Add corrections for `task` to `splits` (a data.Splits) in place; returns what was done.
+
+    One label per photo (content hash): the newest correction wins, and overrides the base data's label for
+    the same photo in training. Corrections go to training only; a corrected photo that is also in the base
+    validation split is left out, so validation keeps measuring what it measured, unless `into_val`
+    (then corrections are split like the base data, and such photos are relabelled in validation too).
+    """
+    import functools
+
+    from .data import Sample, load_image, stratified_split
+
+    latest = latest_by_image(rows, task)
+    labels = TASK_LABELS[task]
+    report = {"corrections": len(latest), "added_train": 0, "added_val": 0, "relabelled": 0, "skipped_in_val": 0}
+    if not latest:
+        return report
+
+    def hashes(samples):
+        return {content_hash(load_image(s.load())): i for i, s in enumerate(samples)}
+
+    train_hashes, val_hashes = hashes(splits.train), hashes(splits.val)
+    new = []
+    for digest, row in latest.items():
+        label = labels.index(row[f"corrected_{task}"])
+        sample = Sample(functools.partial(_row_image, row), label, f"correction:{row['record_id']}")
+        if digest in val_hashes:
+            if into_val:
+                splits.val[val_hashes[digest]] = sample
+                report["relabelled"] += 1
+            else:
+                report["skipped_in_val"] += 1
+        elif digest in train_hashes:
+            splits.train[train_hashes[digest]] = sample
+            report["relabelled"] += 1
+        else:
+            new.append(sample)
+    to_val: list = []
+    if into_val and len(new) >= 2 * len({s.label for s in new}) and len({s.label for s in new}) > 1:
+        new, to_val = stratified_split(new, 0.2, seed)
+    splits.train.extend(new)
+    splits.val.extend(to_val)
+    report["added_train"], report["added_val"] = len(new), len(to_val)
+    return report
+
+
+# ---------------------------------------------------------------- pushing to a Hub dataset repo
+
+PUSHED_LOG = ".pushed"  # record ids already in the Hub repo, one per line
+
+
+class HubPusher:
+    """Uploads new records to a Hub dataset repo in batches, from a background thread.
+
+    What has gone up is logged locally after each successful commit, so records written while the Hub is
+    unreachable (or while the app was down) stay queued and go up with a later batch, across restarts.
+    """
+
+    def __init__(self, store: CorrectionStore, repo_id: str, every_s: float = 300, token: str | None = None,
+                 private: bool = False, batch_size: int = 500):
+        import threading
+
+        self.store, self.repo_id, self.every_s = store, repo_id, every_s
+        self.token, self.private, self.batch_size = token, private, batch_size
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._repo_ready = False
+
+    def pushed_ids(self) -> set[str]:
+        path = self.store.root / PUSHED_LOG
+        return set(path.read_text().split()) if path.exists() else set()
+
+    def pending(self) -> list[Path]:
+        pushed = self.pushed_ids()
+        return [p.parent for p in self.store.record_dirs() if p.parent.name not in pushed]
+
+    def push_once(self) -> int:
+        """Push up to one batch of pending records; returns how many went up (0 on failure, kept queued)."""
+        import logging
+
+        from huggingface_hub import CommitOperationAdd, HfApi
+
+        with self._lock:
+            batch = self.pending()[: self.batch_size]
+            if not batch:
+                return 0
+            api = HfApi(token=self.token)
+            try:
+                if not self._repo_ready:
+                    api.create_repo(self.repo_id, repo_type="dataset", private=self.private, exist_ok=True)
+                    self._repo_ready = True
+                card = write_dataset_card(self.store.root, self.repo_id, summarize(self.store.records()))
+                operations = [CommitOperationAdd("README.md", str(card))]
+                for folder in batch:
+                    for name in ("image.png", "metadata.jsonl"):
+                        path_in_repo = (folder / name).relative_to(self.store.root).as_posix()
+                        operations.append(CommitOperationAdd(path_in_repo, str(folder / name)))
+                api.create_commit(self.repo_id, operations, repo_type="dataset",
+                                  commit_message=f"Add {len(batch)} corrections")
+            except Exception as err:  # noqa: BLE001 - network, auth and server errors all mean "try later"
+                self.last_error = f"{err.__class__.__name__}: {err}"
+                logging.getLogger("phonegrade").warning("corrections push to %s failed, %d records stay queued: %s",
+                                                        self.repo_id, len(batch), self.last_error)
+                return 0
+            with open(self.store.root / PUSHED_LOG, "a") as log:
+                log.write("".join(f"{folder.name}\n" for folder in batch))
+                log.flush()
+                os.fsync(log.fileno())
+            self.last_error = None
+            return len(batch)
+
+    def push_all(self) -> int:
+        total = 0
+        while (pushed := self.push_once()) > 0:
+            total += pushed
+        return total
+
+    def start(self) -> HubPusher:
+        import threading
+
+        def loop():
+            while not self._stop.wait(self.every_s):
+                self.push_all()
+
+        self._thread = threading.Thread(target=loop, name="corrections-push", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, final_push: bool = True) -> None:
+        self._stop.set()
+        if final_push:
+            self.push_all()

@@ -1,0 +1,282 @@
+"""Images in, tensors out: safe image decoding, transforms, dataset sources and the stratified split."""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms import v2 as T
+
+from .labels import canonical_label, labels_for_task
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+# Phone photos are at most ~50 MP; anything larger is refused before it is decoded.
+MAX_IMAGE_PIXELS = 64_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+# load_image refuses anything above the limit itself, so Pillow's warning for 1×–2× the limit adds nothing.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+class ImageLoadError(ValueError):
+    """A file or upload could not be turned into an RGB image."""
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Upright RGB: applies EXIF orientation, flattens transparency onto white, rescales 16-bit data."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        hi = array.max() if array.size else 0.0
+        if hi > 255:  # 16-bit data
+            array = array * (255.0 / 65535.0)
+        elif image.mode == "F" and hi <= 1.0:  # float data in [0, 1]
+            array = array * 255.0
+        image = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
+    """Decode a path, raw bytes or PIL image into an upright RGB image, or raise ImageLoadError."""
+    name = "upload" if isinstance(source, (bytes, Image.Image)) else str(source)
+    try:
+        if isinstance(source, Image.Image):
+            image = source
+        else:
+            fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+            with fp:
+                image = Image.open(fp)
+                # Pillow only warns between 1× and 2× its limit; refuse everything above it before decoding.
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise ImageLoadError(f"{name}: image is too large ({image.width}×{image.height} pixels; "
+                                         f"the limit is {MAX_IMAGE_PIXELS:,})")
+                if getattr(image, "n_frames", 1) > 1:
+                    image.seek(0)  # animations: grade the first frame
+                image.load()
+        if image.width < 1 or image.height < 1:
+            raise ImageLoadError(f"{name}: image has no pixels")
+        return to_rgb(image)
+    except ImageLoadError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise ImageLoadError(f"{name}: image is too large ({err})") from err
+    except FileNotFoundError as err:
+        raise ImageLoadError(f"{name}: no such file") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageLoadError(f"{name}: not a readable image ({err.__class__.__name__}: {err})") from err
+
+
+# ---------------------------------------------------------------- transforms
+
+def train_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
+                    std: Sequence[float] = IMAGENET_STD) -> T.Compose:
+    """Augmentation preset: crop, flip, rotation, brightness/contrast/hue/saturation, normalisation."""
+    return T.Compose([
+        T.PILToTensor(),
+        T.RandomResizedCrop(image_size, scale=(0.6, 1.0), ratio=(0.75, 1.333), antialias=True),
+        T.RandomHorizontalFlip(),
+        T.RandomRotation(15),
+        T.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
+        T.ToDtype(torch.float32, scale=True),
+        T.Normalize(mean, std),
+    ])
+
+
+def eval_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
+                   std: Sequence[float] = IMAGENET_STD) -> T.Compose:
+    """Resize the whole photo to a square (no crop: a phone's camera or notch may sit at the edge)."""
+    return T.Compose([
+        T.PILToTensor(),
+        T.Resize((image_size, image_size), antialias=True),
+        T.ToDtype(torch.float32, scale=True),
+        T.Normalize(mean, std),
+    ])
+
+
+# ---------------------------------------------------------------- samples and datasets
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled photo. `load` returns the raw image (a path, bytes or PIL image) for `load_image`."""
+
+    load: Callable[[], str | bytes | Image.Image]
+    label: int
+    key: str  # a stable identifier: the file path or "<dataset>#<row>"
+
+
+def _read_path(path: str) -> str:
+    return path
+
+
+def _read_row(dataset, index: int, column: str):
+    value = dataset[index][column]
+    if isinstance(value, dict):  # datasets Image feature with decode=False
+        return value.get("bytes") or value["path"]
+    return value
+
+
+class PhotoDataset(torch.utils.data.Dataset):
+    """Samples → (tensor, label). Unreadable images raise ImageLoadError naming the file."""
+
+    def __init__(self, samples: Sequence[Sample], transform: Callable):
+        self.samples = list(samples)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        sample = self.samples[index]
+        return self.transform(load_image(sample.load())), sample.label
+
+
+@dataclass
+class Splits:
+    train: list[Sample]
+    val: list[Sample]
+    labels: tuple[str, ...]
+    source: str
+    skipped: int = 0  # unreadable files left out of the folder listing
+
+
+def _check_all_classes(task: str, found: set[str], where: str) -> None:
+    missing = [label for label in labels_for_task(task) if label not in found]
+    if missing:
+        raise ValueError(f"{where}: no images for class(es) {', '.join(missing)}; "
+                         f"each of {', '.join(labels_for_task(task))} needs at least one")
+
+
+def _list_image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not p.name.startswith("."))
+
+
+def _is_readable_image(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:  # noqa: BLE001 - any decoder failure means "skip this file"
+        return False
+
+
+def imagefolder_samples(root: Path, task: str, verify: bool = True) -> tuple[list[Sample], int]:
+    """`root/<class>/*.jpg` with alias-tolerant class names. Returns samples and the count of skipped files."""
+    labels = labels_for_task(task)
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise ValueError(f"{root}: expected one sub-folder per class ({', '.join(labels)}), found none")
+    samples, skipped, found = [], 0, set()
+    for class_dir in class_dirs:
+        label = canonical_label(task, class_dir.name)
+        for path in _list_image_files(class_dir):
+            if verify and not _is_readable_image(path):
+                warnings.warn(f"skipping unreadable image {path}", stacklevel=2)
+                skipped += 1
+                continue
+            found.add(label)
+            samples.append(Sample(functools.partial(_read_path, str(path)), labels.index(label), str(path)))
+    _check_all_classes(task, found, str(root))
+    return samples, skipped
+
+
+def stratified_split(samples: Sequence[Sample], val_fraction: float = 0.2,
+                     seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """Stratified by label, reproducible for a seed (scikit-learn's train_test_split)."""
+    from sklearn.model_selection import train_test_split
+
+    counts = Counter(s.label for s in samples)
+    if min(counts.values()) < 2:
+        raise ValueError(f"a stratified split needs at least 2 images per class, got {dict(counts)}")
+    indices = list(range(len(samples)))
+    n_val = max(round(len(samples) * val_fraction), len(counts))
+    train_idx, val_idx = train_test_split(indices, test_size=n_val, random_state=seed,
+                                          stratify=[s.label for s in samples])
+    return [samples[i] for i in sorted(train_idx)], [samples[i] for i in sorted(val_idx)]
+
+
+def _dataset_samples(dataset, task: str, name: str) -> list[Sample]:
+    """Rows of a `datasets.Dataset` with an image column and a label column (ClassLabel or strings)."""
+    from datasets import ClassLabel
+    from datasets import Image as ImageFeature
+
+    image_column = next((c for c in ("image", "img", "photo") if c in dataset.column_names), None)
+    label_column = next((c for c in ("label", "labels", task, f"{task}_label") if c in dataset.column_names), None)
+    if image_column is None or label_column is None:
+        raise ValueError(f"{name}: expected an 'image' and a 'label' column, found {dataset.column_names}")
+    feature = dataset.features[label_column]
+    raw_labels = dataset[label_column]
+    names = [feature.int2str(v) for v in raw_labels] if isinstance(feature, ClassLabel) else raw_labels
+    if isinstance(dataset.features[image_column], ImageFeature):
+        # Undecoded rows are bytes: cheap to index, decoded by load_image in the worker.
+        dataset = dataset.cast_column(image_column, ImageFeature(decode=False))
+    labels = labels_for_task(task)
+    samples = [Sample(functools.partial(_read_row, dataset, i, image_column),
+                      labels.index(canonical_label(task, str(n))), f"{name}#{i}") for i, n in enumerate(names)]
+    _check_all_classes(task, {labels[s.label] for s in samples}, name)
+    return samples
+
+
+def load_splits(data: str | os.PathLike, task: str, val_fraction: float = 0.2, seed: int = 0) -> Splits:
+    """Training and validation samples from an imagefolder, a `datasets` folder on disk, or a Hub dataset id.
+
+    Imagefolders with `train/` and `val/` (or `validation/`) keep that split; otherwise, and for datasets
+    without a validation split, a stratified split of `val_fraction` is made with `seed`.
+    """
+    labels = labels_for_task(task)
+    path = Path(data)
+    if path.is_dir() and not (path / "dataset_dict.json").exists() and not (path / "dataset_info.json").exists():
+        val_dir = next((path / n for n in ("val", "validation", "valid", "test") if (path / n).is_dir()), None)
+        if (path / "train").is_dir() and val_dir is not None:
+            train, skipped_train = imagefolder_samples(path / "train", task)
+            val, skipped_val = imagefolder_samples(val_dir, task)
+            return Splits(train, val, labels, str(path), skipped_train + skipped_val)
+        samples, skipped = imagefolder_samples(path, task)
+        train, val = stratified_split(samples, val_fraction, seed)
+        return Splits(train, val, labels, str(path), skipped)
+
+    import datasets
+
+    if path.is_dir():
+        loaded = datasets.load_from_disk(str(path))
+    elif path.exists():
+        raise ValueError(f"{data}: expected a folder, not a file")
+    else:
+        try:
+            loaded = datasets.load_dataset(str(data))
+        except Exception as err:  # noqa: BLE001 - the Hub raises many types; the message is what matters
+            raise ValueError(f"could not load {data!r} as a local folder or a Hub dataset: {err}") from err
+    if isinstance(loaded, datasets.Dataset):
+        loaded = datasets.DatasetDict({"train": loaded})
+    if "train" not in loaded:
+        raise ValueError(f"{data}: dataset has no 'train' split (splits: {list(loaded)})")
+    train = _dataset_samples(loaded["train"], task, f"{data}:train")
+    val_name = next((n for n in ("validation", "val", "valid", "test") if n in loaded), None)
+    if val_name is None:
+        train, val = stratified_split(train, val_fraction, seed)
+    else:
+        val = _dataset_samples(loaded[val_name], task, f"{data}:{val_name}")
+    return Splits(train, val, labels, str(data))
+
+
+def label_counts(samples: Sequence[Sample], num_classes: int) -> list[int]:
+    counts = Counter(s.label for s in samples)
+    return [counts.get(i, 0) for i in range(num_classes)]

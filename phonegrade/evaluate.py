@@ -1,0 +1,131 @@
+"""Metrics (scikit-learn), the text report, the confusion-matrix picture, and `phonegrade evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+
+def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], task: str,
+                    arch: str) -> dict:
+    """The metrics.json record: accuracy, macro F1, confusion matrix and per-class precision/recall/F1."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    indices = list(range(len(labels)))
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=indices,
+                                                                     zero_division=0)
+    return {
+        "task": task,
+        "arch": arch,
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=indices, average="macro", zero_division=0)),
+        "labels": list(labels),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=indices).tolist(),
+        "per_class": {
+            label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                    "support": int(support[i])}
+            for i, label in enumerate(labels)
+        },
+        "n_val": len(y_true),
+    }
+
+
+def format_report(metrics: dict) -> str:
+    labels = metrics["labels"]
+    width = max(12, *(len(label) for label in labels))
+    lines = [f"{metrics['task']} / {metrics['arch']}: accuracy {metrics['accuracy']:.3f} "
+             f"on {metrics['n_val']} images, macro F1 {metrics['macro_f1']:.3f}", "",
+             "confusion matrix (rows: true, columns: predicted)",
+             " " * width + "".join(f"{label:>{width}}" for label in labels)]
+    for label, row in zip(labels, metrics["confusion_matrix"], strict=True):
+        lines.append(f"{label:<{width}}" + "".join(f"{n:>{width}}" for n in row))
+    lines += ["", f"{'':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    for label in labels:
+        c = metrics["per_class"][label]
+        lines.append(f"{label:<{width}}{c['precision']:>10.3f}{c['recall']:>10.3f}{c['f1']:>10.3f}{c['support']:>10}")
+    return "\n".join(lines)
+
+
+def render_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path) -> None:
+    """A PNG heat map of the confusion matrix (rows true, columns predicted), drawn with Pillow."""
+    cell, margin = 90, 130
+    n = len(labels)
+    image = Image.new("RGB", (margin + n * cell + 20, margin + n * cell + 20), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=14)
+    array = np.asarray(matrix, dtype=float)
+    row_totals = array.sum(axis=1, keepdims=True)
+    shares = np.divide(array, row_totals, out=np.zeros_like(array), where=row_totals > 0)
+    for r in range(n):
+        for c in range(n):
+            shade = int(255 - 180 * shares[r, c])
+            x, y = margin + c * cell, margin + r * cell
+            draw.rectangle([x, y, x + cell, y + cell], fill=(shade, shade, 255), outline="gray")
+            colour = "white" if shares[r, c] > 0.6 else "black"
+            draw.text((x + cell / 2, y + cell / 2), str(int(array[r, c])), fill=colour, font=font, anchor="mm")
+        draw.text((margin - 8, margin + r * cell + cell / 2), labels[r], fill="black", font=font, anchor="rm")
+        draw.text((margin + r * cell + cell / 2, margin - 8), labels[r], fill="black", font=font, anchor="md")
+    draw.text((margin + n * cell / 2, 20), "predicted", fill="black", font=font, anchor="mm")
+    draw.text((10, margin - 30), "true", fill="black", font=font)
+    image.save(path)
+
+
+def write_metrics(metrics: dict, folder: str | Path) -> None:
+    folder = Path(folder)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    render_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], folder / "confusion_matrix.png")
+
+
+def evaluate_samples(classifier, samples, batch_size: int = 32, workers: int = 0,
+                     progress: bool = True) -> tuple[list[int], list[int]]:
+    """True and predicted label indices of `samples` under a PhoneGradeClassifier."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from .data import PhotoDataset
+
+    loader = torch.utils.data.DataLoader(PhotoDataset(samples, classifier.transform), batch_size=batch_size,
+                                         num_workers=workers)
+    y_true, y_pred = [], []
+    with torch.inference_mode():
+        for images, targets in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
+            y_pred += classifier(images.to(classifier.device)).argmax(dim=1).tolist()
+            y_true += targets.tolist()
+    return y_true, y_pred
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model folder or Hub model id")
+    parser.add_argument("--data", required=True,
+                        help="imagefolder, `datasets` folder on disk, or Hub dataset id (same forms as training)")
+    parser.add_argument("--split", choices=("val", "train", "all"), default="val",
+                        help="which images to score; a folder without train/val is split as training split it "
+                             "(the model's seed and val fraction) unless 'all' (default: val)")
+    parser.add_argument("--output", default=".",
+                        help="folder for metrics.json and confusion_matrix.png (default: current folder)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--revision", help="Hub revision of --model")
+
+
+def run(args: argparse.Namespace) -> dict:
+    from .data import load_splits
+    from .hub import PhoneGradeClassifier
+
+    classifier = PhoneGradeClassifier.from_pretrained(args.model, revision=args.revision)
+    training = classifier.config.get("training", {})
+    splits = load_splits(args.data, classifier.task, val_fraction=training.get("val_fraction", 0.2),
+                         seed=training.get("seed", 0))
+    samples = {"val": splits.val, "train": splits.train, "all": splits.train + splits.val}[args.split]
+    y_true, y_pred = evaluate_samples(classifier, samples, args.batch_size, args.workers)
+    metrics = compute_metrics(y_true, y_pred, classifier.labels, classifier.task, classifier.arch)
+    print(format_report(metrics))
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    write_metrics(metrics, args.output)
+    print(f"\nwrote {Path(args.output) / 'metrics.json'} and confusion_matrix.png")
+    return metrics

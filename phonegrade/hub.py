@@ -1,0 +1,242 @@
+"""`PhoneGradeClassifier`: a trained model with its preprocessing, saved as and loaded from a Hub-style folder.
+
+A model folder (or Hub model repo) holds `model.safetensors`, `config.json` and a `README.md` card.
+Weights are read from safetensors only: pickled checkpoints are refused, never unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .data import IMAGENET_MEAN, IMAGENET_STD, eval_transform, load_image
+from .labels import labels_for_task
+from .models import ARCHS, create_model
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
+HUB_CARDS_DIR = Path(__file__).resolve().parent.parent / "hub_cards"
+# Files of a model folder that belong on the Hub; training checkpoints stay local.
+MODEL_FILES = [WEIGHTS_NAME, CONFIG_NAME, CARD_NAME, "metrics.json", "confusion_matrix.png", "training_log.jsonl"]
+_PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "pytorch_model.pt")
+
+
+class ModelLoadError(RuntimeError):
+    """A model folder or repo is missing, corrupt, or not a phonegrade model."""
+
+
+def _validated_config(config: object, where: str) -> dict:
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{where}: config.json must hold a JSON object")
+    for key in ("task", "arch", "labels", "image_size"):
+        if key not in config:
+            raise ModelLoadError(f"{where}: config.json lacks {key!r}; is this a phonegrade model?")
+    if config["arch"] not in ARCHS:
+        raise ModelLoadError(f"{where}: config.json names unknown arch {config['arch']!r} (known: {', '.join(ARCHS)})")
+    try:
+        expected = labels_for_task(config["task"])
+    except ValueError as err:
+        raise ModelLoadError(f"{where}: {err}") from None
+    if list(config["labels"]) != list(expected):
+        raise ModelLoadError(f"{where}: labels {config['labels']} do not match task {config['task']!r} "
+                             f"({list(expected)})")
+    if not isinstance(config["image_size"], int) or not 16 <= config["image_size"] <= 1024:
+        raise ModelLoadError(f"{where}: image_size must be an integer between 16 and 1024")
+    return config
+
+
+def _resolve_files(repo_or_dir: str | os.PathLike, revision: str | None, token: str | bool | None,
+                   cache_dir: str | None) -> tuple[Path, str | None]:
+    """Local folder, or a snapshot of a Hub repo (HF_ENDPOINT honoured). Returns (folder, revision)."""
+    path = Path(repo_or_dir)
+    if path.is_dir():
+        return path, None
+    if path.exists() or str(repo_or_dir).startswith((".", "/")) or str(repo_or_dir).count("/") > 1:
+        raise ModelLoadError(f"{repo_or_dir}: not a model folder, and not a Hub repo id (user/name)")
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        folder = snapshot_download(str(repo_or_dir), revision=revision, token=token, cache_dir=cache_dir,
+                                   allow_patterns=[WEIGHTS_NAME, CONFIG_NAME, CARD_NAME], library_name="phonegrade")
+    except RepositoryNotFoundError as err:
+        raise ModelLoadError(f"{repo_or_dir}: no such model repo on {_endpoint()} (or no access)") from err
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+        raise ModelLoadError(f"could not download {repo_or_dir} from {_endpoint()}: {err}. Check the network "
+                             f"(or HF_ENDPOINT), or pass a local model folder.") from err
+    try:
+        sha = HfApi().model_info(str(repo_or_dir), revision=revision, token=token).sha
+    except Exception:  # noqa: BLE001 - the revision is informative only; files are already here
+        sha = revision
+    return Path(folder), sha
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+class PhoneGradeClassifier(nn.Module):
+    """A phonegrade model plus everything needed to use it: labels, input size and normalisation.
+
+    >>> m = PhoneGradeClassifier.from_pretrained("runs/side")          # or a Hub id
+    >>> m.predict(["phone.jpg"])  # [{"front": 0.97, "back": 0.02, "none": 0.01}]
+    """
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config = _validated_config(dict(config), "config")
+        self.net = create_model(self.arch, len(self.labels), weights="none")
+        self.transform = eval_transform(self.image_size, self.mean, self.std)
+        self.source: str | None = None  # where it was loaded from, for display
+        self.revision: str | None = None
+
+    task = property(lambda self: self.config["task"])
+    arch = property(lambda self: self.config["arch"])
+    labels = property(lambda self: list(self.config["labels"]))
+    image_size = property(lambda self: self.config["image_size"])
+    mean = property(lambda self: tuple(self.config.get("mean", IMAGENET_MEAN)))
+    std = property(lambda self: tuple(self.config.get("std", IMAGENET_STD)))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net(pixels)
+
+    # ------------------------------------------------------------ loading and saving
+
+    @classmethod
+    def from_pretrained(cls, repo_or_dir: str | os.PathLike, revision: str | None = None,
+                        token: str | bool | None = None, cache_dir: str | None = None,
+                        device: str | torch.device = "cpu") -> PhoneGradeClassifier:
+        """Load from a local folder or a Hub model repo id; the model comes back in eval mode."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        folder, sha = _resolve_files(repo_or_dir, revision, token, cache_dir)
+        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        if not weights_path.is_file():
+            pickles = [name for name in _PICKLE_NAMES if (folder / name).exists()]
+            hint = (f" It holds {pickles[0]}, a pickled checkpoint: phonegrade loads safetensors only, because "
+                    f"unpickling can run arbitrary code. Convert it where you trust it." if pickles else "")
+            raise ModelLoadError(f"{repo_or_dir}: no {WEIGHTS_NAME}.{hint}")
+        if not config_path.is_file():
+            raise ModelLoadError(f"{repo_or_dir}: no {CONFIG_NAME}")
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelLoadError(f"{repo_or_dir}: config.json is not valid JSON ({err})") from err
+        model = cls(_validated_config(config, str(repo_or_dir)))
+        try:
+            state = load_file(str(weights_path))
+        except (SafetensorError, OSError) as err:
+            raise ModelLoadError(f"{repo_or_dir}: {WEIGHTS_NAME} is unreadable ({err})") from err
+        try:
+            model.net.load_state_dict(state)
+        except RuntimeError as err:
+            raise ModelLoadError(f"{repo_or_dir}: weights do not fit config.json (arch {model.arch}, "
+                                 f"{len(model.labels)} labels): {str(err).splitlines()[0]}") from err
+        model.source, model.revision = str(repo_or_dir), sha
+        return model.to(device).eval()
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write model.safetensors and config.json (the card is written by `write_model_card`)."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        (folder / CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n")
+        return folder
+
+    # ------------------------------------------------------------ inference
+
+    def preprocess(self, images: Iterable[str | os.PathLike | bytes | Image.Image | torch.Tensor]) -> torch.Tensor:
+        """Paths, bytes and PIL images are decoded and transformed; tensors are taken as already preprocessed
+        (C×H×W or N×C×H×W, normalised, at the model's image size)."""
+        tensors = []
+        for image in images:
+            if isinstance(image, torch.Tensor):
+                tensors.extend(image if image.dim() == 4 else [image])
+            else:
+                tensors.append(self.transform(load_image(image)))
+        if not tensors:
+            return torch.empty(0, 3, self.image_size, self.image_size)
+        return torch.stack(tensors)
+
+    @torch.inference_mode()
+    def predict_proba(self, images: Sequence, batch_size: int = 32) -> torch.Tensor:
+        if isinstance(images, (str, os.PathLike, bytes, Image.Image)):
+            images = [images]
+        was_training = self.training
+        self.eval()
+        try:
+            batches = []
+            for start in range(0, len(images), batch_size):
+                pixels = self.preprocess(images[start:start + batch_size]).to(self.device)
+                batches.append(torch.softmax(self(pixels).float(), dim=1).cpu())
+            return torch.cat(batches) if batches else torch.empty(0, len(self.labels))
+        finally:
+            self.train(was_training)
+
+    def predict(self, images: Sequence, batch_size: int = 32) -> list[dict[str, float]]:
+        """Per-image {label: probability} dicts, in label order."""
+        probs = self.predict_proba(images, batch_size)
+        return [{label: float(p) for label, p in zip(self.labels, row, strict=True)} for row in probs]
+
+
+# ---------------------------------------------------------------- cards and pushing
+
+def render_card(template_name: str, card_data, **values) -> str:
+    """Fill a Jinja template from hub_cards/ with huggingface_hub's card machinery (YAML header included)."""
+    from huggingface_hub import ModelCard
+
+    template = HUB_CARDS_DIR / template_name
+    if not template.is_file():
+        raise FileNotFoundError(f"card template {template} is missing; phonegrade must run from its source "
+                                f"checkout (pip install -e .)")
+    return str(ModelCard.from_template(card_data, template_path=str(template), **values))
+
+
+def write_model_card(folder: str | os.PathLike, config: dict, metrics: dict, base_model: str | None = None) -> Path:
+    from huggingface_hub import EvalResult, ModelCardData
+
+    task_name = {"side": "phone side (front / back / none)", "scratch": "screen scratch grade"}[config["task"]]
+    card_data = ModelCardData(
+        library_name="phonegrade",
+        license="apache-2.0",
+        tags=["image-classification", "phonegrade", config["task"], config["arch"]],
+        pipeline_tag="image-classification",
+        eval_results=[EvalResult(task_type="image-classification", dataset_type=config.get("dataset", "custom"),
+                                 dataset_name=config.get("dataset", "custom"), metric_type="accuracy",
+                                 metric_value=round(metrics["accuracy"], 4))],
+        model_name=f"phonegrade-{config['task']}-{config['arch']}",
+        base_model=base_model,
+    )
+    text = render_card("model_card.md", card_data, config=config, metrics=metrics, task_name=task_name)
+    path = Path(folder) / CARD_NAME
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def push_model_folder(folder: str | os.PathLike, repo_id: str, private: bool = False,
+                      token: str | None = None, commit_message: str = "Upload phonegrade model") -> str:
+    """Create (if needed) and upload a model folder to a Hub repo; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
+                             allow_patterns=MODEL_FILES, commit_message=commit_message)
+    return str(getattr(info, "commit_url", info))

@@ -1,0 +1,316 @@
+"""Train a phonegrade classifier.
+
+    accelerate launch phonegrade/train.py --task side --arch mobilenet_v2 --data DIR --output-dir OUT
+    python phonegrade/train.py ...            # same, one process
+    phonegrade train ...                      # same, through the CLI
+
+The loop is plain PyTorch with Accelerate: prepare, backward, gather_for_metrics, save_state. OUT becomes a
+Hub-style model folder (model.safetensors, config.json, README.md card, metrics.json, confusion_matrix.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+if __package__ in (None, ""):  # run as a file (accelerate launch phonegrade/train.py): import the package
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from phonegrade.corrections import load_correction_rows, merge_corrections
+from phonegrade.data import IMAGENET_MEAN, IMAGENET_STD, PhotoDataset, eval_transform, label_counts, load_splits, \
+    train_transform
+from phonegrade.evaluate import compute_metrics, format_report, write_metrics
+from phonegrade.hub import PhoneGradeClassifier, push_model_folder, write_model_card
+from phonegrade.labels import TASK_LABELS
+from phonegrade.losses import balanced_class_weights, focal_loss
+from phonegrade.models import ARCHS, count_parameters, create_model, has_pretrained_backbone
+
+CHECKPOINT_DIR = "checkpoints"
+# Arguments recorded in config.json (paths to data and output are recorded elsewhere or not at all).
+TRAINING_KEYS = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "gamma",
+                 "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at",
+                 "backbone_lr_scale", "mixed_precision")
+BEST_WEIGHTS = "best.safetensors"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, choices=sorted(TASK_LABELS), help="which classifier to train")
+    parser.add_argument("--arch", default="mobilenet_v2", choices=ARCHS, help="model architecture")
+    parser.add_argument("--data", required=True,
+                        help="imagefolder (with or without train/ and val/), `datasets` folder saved with "
+                             "save_to_disk, or a Hub dataset id")
+    parser.add_argument("--output-dir", required=True, help="folder that becomes the model repo")
+    parser.add_argument("--weights", default=None,
+                        help="initial backbone weights: none, imagenet, or a path to a torchvision .pth / "
+                             ".safetensors state dict (default: imagenet, or none for wearnet)")
+    parser.add_argument("--trainable-blocks", type=int, default=None,
+                        help="train only the top K blocks of the backbone (default: per-arch with pretrained "
+                             "weights, all blocks from scratch)")
+    parser.add_argument("--unfreeze-at", type=int, default=None,
+                        help="epoch (1-based) from which every block trains, at --backbone-lr-scale × lr")
+    parser.add_argument("--backbone-lr-scale", type=float, default=0.1,
+                        help="learning-rate factor for frozen-then-unfrozen backbone blocks (default 0.1)")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--gamma", type=float, default=2.0, help="focal-loss gamma (0 = cross-entropy)")
+    parser.add_argument("--class-weights", choices=("none", "auto"), default="none",
+                        help="auto: weight classes inversely to their training frequency")
+    parser.add_argument("--scheduler", choices=("plateau", "cosine", "none"), default="plateau")
+    parser.add_argument("--patience", type=int, default=7,
+                        help="stop after this many epochs without a lower validation loss (0: never stop early)")
+    parser.add_argument("--val-fraction", type=float, default=0.2,
+                        help="validation share when the data has no validation split (stratified)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="DataLoader worker processes")
+    parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUTPUT_DIR/checkpoints/last if a previous run left one")
+    parser.add_argument("--data-description", metavar="TEXT",
+                        help="what the training data is, for the model card and the demo page")
+    parser.add_argument("--corrections", metavar="REPO_OR_DIR",
+                        help="merge users' corrections (a corrections folder or Hub dataset id) into training")
+    parser.add_argument("--corrections-in-val", action="store_true",
+                        help="also hold out a stratified 20%% of the corrections for validation (default: "
+                             "corrections only train, and validation stays the base data's)")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the finished model folder to this repo")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="phonegrade train", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def resolve_weights(args: argparse.Namespace) -> str:
+    if args.weights is None:
+        return "imagenet" if has_pretrained_backbone(args.arch) else "none"
+    return args.weights
+
+
+def build_optimizer(model, args) -> torch.optim.Optimizer:
+    """Head and trainable blocks at lr; frozen blocks in their own group at a lower lr, for --unfreeze-at."""
+    frozen = {id(p) for block in model.blocks[: model.frozen_blocks] for p in block.parameters()}
+    params = list(model.parameters())
+    groups = [{"params": [p for p in params if id(p) not in frozen], "lr": args.lr}]
+    if frozen:
+        groups.append({"params": [p for p in params if id(p) in frozen], "lr": args.lr * args.backbone_lr_scale})
+    return torch.optim.AdamW(groups, weight_decay=args.weight_decay)
+
+
+def build_scheduler(optimizer, args):
+    if args.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    if args.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    return None
+
+
+def train_one_epoch(model, loader, optimizer, accelerator, loss_weights, args, progress) -> tuple[float, float]:
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for images, targets in progress(loader, desc="train"):
+        logits = model(images)
+        loss = focal_loss(logits, targets, args.gamma, loss_weights)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        total_loss += loss.item() * len(targets)
+        correct += (logits.argmax(dim=1) == targets).sum().item()
+        seen += len(targets)
+    # Each process saw its own shard: combine them.
+    totals = accelerator.reduce(torch.tensor([total_loss, correct, seen], device=accelerator.device), "sum")
+    return (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
+
+
+@torch.no_grad()
+def validate(model, loader, accelerator, loss_weights, args, progress) -> tuple[float, list[int], list[int]]:
+    model.eval()
+    losses, y_true, y_pred = [], [], []
+    for images, targets in progress(loader, desc="val"):
+        logits = model(images)
+        # gather_for_metrics drops the samples padded in to even out the last batch across processes.
+        logits, targets = accelerator.gather_for_metrics((logits, targets))
+        losses.append(focal_loss(logits, targets, args.gamma, loss_weights) * len(targets))
+        y_true += targets.tolist()
+        y_pred += logits.argmax(dim=1).tolist()
+    return (torch.stack(losses).sum() / len(y_true)).item(), y_true, y_pred
+
+
+def _save_best(accelerator, model, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = accelerator.unwrap_model(model).state_dict()
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(path))
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv) if not isinstance(argv, argparse.Namespace) else argv
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from safetensors.torch import load_file
+    from tqdm.auto import tqdm
+
+    out = Path(args.output_dir)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    weights = resolve_weights(args)
+
+    def progress(iterable, desc):
+        return tqdm(iterable, desc=desc, leave=False, disable=args.no_progress or not accelerator.is_main_process)
+
+    set_seed(args.seed)
+    splits = load_splits(args.data, args.task, args.val_fraction, args.seed)
+    corrections = None
+    if args.corrections:
+        rows = load_correction_rows(args.corrections)
+        corrections = {"source": args.corrections, **merge_corrections(splits, rows, args.task,
+                                                                         args.corrections_in_val, args.seed)}
+        accelerator.print(f"corrections {args.corrections}: {corrections['corrections']} {args.task} corrections; "
+                          f"{corrections['added_train']} added to train, {corrections['added_val']} to val, "
+                          f"{corrections['relabelled']} relabelled, {corrections['skipped_in_val']} left out "
+                          f"(same photo as a validation image)")
+    counts = label_counts(splits.train, len(splits.labels))
+    accelerator.print(f"data {splits.source}: {len(splits.train)} train / {len(splits.val)} val images; "
+                      f"train per class {dict(zip(splits.labels, counts, strict=True))}"
+                      + (f"; skipped {splits.skipped} unreadable files" if splits.skipped else ""))
+
+    model = create_model(args.arch, len(splits.labels), weights=weights, trainable_blocks=args.trainable_blocks)
+    trainable_blocks = len(model.blocks) - model.frozen_blocks
+    accelerator.print(f"model {args.arch} (weights {weights}): {count_parameters(model):,} parameters, "
+                      f"{count_parameters(model, trainable_only=True):,} trainable "
+                      f"({trainable_blocks}/{len(model.blocks)} backbone blocks)")
+    loss_weights = balanced_class_weights(counts) if args.class_weights == "auto" else None
+
+    generator = torch.Generator().manual_seed(args.seed)
+    train_loader = torch.utils.data.DataLoader(
+        PhotoDataset(splits.train, train_transform(args.image_size)), batch_size=args.batch_size, shuffle=True,
+        num_workers=args.workers, drop_last=len(splits.train) > args.batch_size, generator=generator)
+    val_loader = torch.utils.data.DataLoader(
+        PhotoDataset(splits.val, eval_transform(args.image_size)), batch_size=args.batch_size,
+        num_workers=args.workers, persistent_workers=args.workers > 0)
+    optimizer = build_optimizer(model, args)
+    scheduler = build_scheduler(optimizer, args)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    if scheduler is not None:
+        # Stepped once per epoch on every process, so it is checkpointed but not wrapped by prepare.
+        accelerator.register_for_checkpointing(scheduler)
+
+    checkpoints = out / CHECKPOINT_DIR
+    state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "epochs_without_improvement": 0,
+             "history": []}
+    if args.resume and (checkpoints / "last" / "trainer_state.json").is_file():
+        accelerator.load_state(str(checkpoints / "last"))
+        state = json.loads((checkpoints / "last" / "trainer_state.json").read_text())
+        accelerator.print(f"resumed from {checkpoints / 'last'} after epoch {state['epoch']}")
+    elif args.resume:
+        accelerator.print(f"--resume: no checkpoint in {checkpoints / 'last'}, starting fresh")
+    elif accelerator.is_main_process and (out / "model.safetensors").exists():
+        accelerator.print(f"note: {out} already holds a model; it will be replaced")
+    if accelerator.is_main_process:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+
+    unwrapped = accelerator.unwrap_model(model)
+    for epoch in range(state["epoch"] + 1, args.epochs + 1):
+        started = time.time()
+        # Shuffling, augmentation and dropout depend only on (seed, epoch), so a resumed run repeats them.
+        set_seed(args.seed + epoch)
+        generator.manual_seed(args.seed + epoch)
+        if args.unfreeze_at is not None and epoch >= args.unfreeze_at and unwrapped.frozen_blocks:
+            unwrapped.freeze(len(unwrapped.blocks))
+            accelerator.print(f"epoch {epoch}: all backbone blocks now train")
+        train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, accelerator, loss_weights, args,
+                                                progress)
+        val_loss, y_true, y_pred = validate(model, val_loader, accelerator, loss_weights, args, progress)
+        val_acc = sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / len(y_true)
+        lr = optimizer.param_groups[0]["lr"]
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(val_loss)
+        elif scheduler is not None:
+            scheduler.step()
+
+        improved = val_loss < state["best_val_loss"]
+        if improved:
+            state.update(best_val_loss=val_loss, best_epoch=epoch, epochs_without_improvement=0)
+        else:
+            state["epochs_without_improvement"] += 1
+        record = {"epoch": epoch, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 4),
+                  "val_loss": round(val_loss, 5), "val_acc": round(val_acc, 4), "lr": lr,
+                  "seconds": round(time.time() - started, 1)}
+        state["history"].append(record)
+        state["epoch"] = epoch
+        accelerator.print(f"epoch {epoch}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:.3f}  "
+                          f"val loss {val_loss:.4f} acc {val_acc:.3f}  lr {lr:.2e}  {record['seconds']:.1f}s"
+                          + ("  *best" if improved else ""))
+
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process and improved:
+            _save_best(accelerator, model, checkpoints / BEST_WEIGHTS)
+        accelerator.save_state(str(checkpoints / "last"))
+        if accelerator.is_main_process:
+            (checkpoints / "last" / "trainer_state.json").write_text(json.dumps(state, indent=1))
+        if args.patience and state["epochs_without_improvement"] >= args.patience:
+            accelerator.print(f"early stop: no better validation loss for {args.patience} epochs")
+            break
+
+    accelerator.wait_for_everyone()
+    # Final evaluation with the best weights, through the same class users load.
+    config = {
+        "library": "phonegrade", "task": args.task, "arch": args.arch, "labels": list(splits.labels),
+        "image_size": args.image_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+        "num_parameters": count_parameters(unwrapped), "dataset": splits.source,
+        "data_description": args.data_description,
+        "n_train": len(splits.train),
+        "corrections_used": (corrections["added_train"] + corrections["added_val"] + corrections["relabelled"])
+        if corrections else 0,
+        "corrections": corrections, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+        "training": {**{k: v for k, v in vars(args).items() if k in TRAINING_KEYS},
+                     "weights": weights, "trainable_blocks": trainable_blocks,
+                     "class_weights": [round(w, 4) for w in loss_weights.tolist()] if loss_weights is not None
+                     else None},
+    }
+    classifier = PhoneGradeClassifier(config)
+    classifier.net.load_state_dict(load_file(str(checkpoints / BEST_WEIGHTS)))
+    classifier.to(accelerator.device).eval()
+    y_true, y_pred = [], []
+    with torch.no_grad():
+        for images, targets in val_loader:
+            logits, targets = accelerator.gather_for_metrics((classifier(images), targets))
+            y_true += targets.tolist()
+            y_pred += logits.argmax(dim=1).tolist()
+    metrics = compute_metrics(y_true, y_pred, splits.labels, args.task, args.arch)
+    config["metrics"] = {k: metrics[k] for k in ("accuracy", "macro_f1", "n_val")}
+
+    if accelerator.is_main_process:
+        classifier.config = config
+        classifier.save_pretrained(out)
+        write_metrics(metrics, out)
+        write_model_card(out, config, metrics)
+        with open(out / "training_log.jsonl", "w") as log:
+            log.writelines(json.dumps(r) + "\n" for r in state["history"])
+        accelerator.print("\n" + format_report(metrics))
+        accelerator.print(f"\nmodel folder: {out}  (best epoch {state['best_epoch']})")
+        if args.push_to_hub:
+            url = push_model_folder(out, args.push_to_hub, private=args.private)
+            accelerator.print(f"pushed to {url}")
+    accelerator.end_training()
+    return out
+
+
+if __name__ == "__main__":
+    from phonegrade.cli import main as cli_main
+
+    sys.exit(cli_main(["train", *sys.argv[1:]]))  # the CLI turns bad input into one clear error line

@@ -1,0 +1,101 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Tests never reach a network: Hub calls go to loopback servers the tests start, torchvision downloads
+# hit a closed loopback port and fail at once.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(scope="session")
+def side_data(tmp_path_factory) -> Path:
+    """A small synthetic side dataset: train/ and val/ folders, 12 images per class at 48 px."""
+    from phonegrade.synth import write_synthetic_dataset
+
+    out = tmp_path_factory.mktemp("side-data")
+    write_synthetic_dataset("side", out, per_class=12, size=48, seed=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_side_model(side_data, tmp_path_factory) -> Path:
+    """A wearnet side model trained for two epochs through `accelerate launch phonegrade/train.py`."""
+    out = tmp_path_factory.mktemp("side-model")
+    run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir", str(out),
+               "--epochs", "2", "--image-size", "48", "--batch-size", "8", "--workers", "0"], launcher="accelerate")
+    return out
+
+
+def run_train(args: list[str], launcher: str = "python", processes: int = 1, check: bool = True,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    if launcher == "accelerate":
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu"]
+    else:
+        cmd = [sys.executable]
+    env = {**os.environ, "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", **(env or {})}
+    result = subprocess.run([*cmd, str(ROOT / "phonegrade" / "train.py"), "--no-progress", *args], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"training failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def trained_scratch_model(tmp_path_factory) -> Path:
+    from phonegrade.synth import write_synthetic_dataset
+
+    data = tmp_path_factory.mktemp("scratch-data")
+    write_synthetic_dataset("scratch", data, per_class=6, size=48, seed=2, progress=False)
+    out = tmp_path_factory.mktemp("scratch-model")
+    run_train(["--task", "scratch", "--arch", "wearnet", "--data", str(data), "--output-dir", str(out),
+               "--epochs", "1", "--image-size", "48", "--batch-size", "6", "--workers", "0"])
+    return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early:\n{process.stdout.read() if process.stdout else ''}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not come up in {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def running_app(trained_side_model, trained_scratch_model, tmp_path_factory):
+    """`python app.py` on a free loopback port with the tiny test models and a fresh corrections folder."""
+    corrections = tmp_path_factory.mktemp("corrections")
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "no_proxy": "127.0.0.1,localhost"}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "--side-model", str(trained_side_model), "--scratch-model",
+         str(trained_scratch_model), "--corrections-dir", str(corrections), "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, process)
+        yield {"url": url, "corrections": corrections, "process": process}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

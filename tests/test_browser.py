@@ -1,0 +1,52 @@
+"""The demo in a real browser: headless Debian chromium driven by Playwright."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from phonegrade.corrections import CorrectionStore
+
+from .conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it)"),
+]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def test_upload_grade_and_report_a_correction_in_the_browser(running_app, side_data):
+    from playwright.sync_api import expect, sync_playwright
+
+    photo = next((side_data / "val" / "front").iterdir())
+    store = CorrectionStore(running_app["corrections"])
+    before = {r["record_id"] for r in store.records()}
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(running_app["url"])
+            expect(page.get_by_text("trained on").first).to_be_visible(timeout=30_000)
+            page.locator("#photo input[type=file]").set_input_files(str(photo))
+            side = page.locator("#side")
+            for label in ("front", "back", "none"):
+                expect(side.get_by_text(label, exact=True).first).to_be_visible(timeout=30_000)
+            expect(side).to_contain_text("%")
+
+            page.locator("#side-fix input").click()
+            page.get_by_role("option", name="back", exact=True).click()
+            page.locator("#comment textarea").fill("browser test")
+            page.locator("#submit-correction").click()
+            expect(page.locator("#flag-status")).to_contain_text("Saved", timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
+        finally:
+            browser.close()
+    new = [r for r in store.records() if r["record_id"] not in before]
+    assert len(new) == 1
+    assert new[0]["corrected_side"] == "back" and new[0]["comment"] == "browser test"
+    assert Path(new[0]["image_path"]).is_file()

@@ -1,0 +1,101 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from phonegrade import PhoneGradeClassifier
+from phonegrade.data import ImageLoadError
+from phonegrade.hub import ModelLoadError
+
+
+@pytest.fixture
+def model_copy(trained_side_model, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(trained_side_model, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    return folder
+
+
+def test_predict_accepts_paths_pil_images_bytes_and_tensors(trained_side_model, side_data):
+    model = PhoneGradeClassifier.from_pretrained(trained_side_model)
+    path = next((side_data / "val" / "back").iterdir())
+    image = Image.open(path)
+    as_path, as_pil, as_bytes = model.predict([path, image, path.read_bytes()])
+    assert as_path == as_pil == as_bytes
+    assert list(as_path) == ["front", "back", "none"] and sum(as_path.values()) == pytest.approx(1.0)
+    tensor = model.transform(image.convert("RGB"))
+    assert model.predict([tensor])[0] == pytest.approx(as_path)
+    assert model.predict(path) == [as_path]  # a single image need not be wrapped in a list
+
+
+def test_predict_handles_odd_modes_and_sizes(trained_side_model):
+    model = PhoneGradeClassifier.from_pretrained(trained_side_model)
+    odd = [Image.new("RGBA", (1, 1)), Image.new("CMYK", (400, 3)), Image.fromarray(np.zeros((5, 5), np.uint16))]
+    assert len(model.predict(odd)) == 3
+
+
+def test_predict_rejects_unreadable_input_clearly(trained_side_model):
+    model = PhoneGradeClassifier.from_pretrained(trained_side_model)
+    with pytest.raises(ImageLoadError):
+        model.predict([b"not an image"])
+
+
+def test_save_and_reload_round_trip(trained_side_model, tmp_path):
+    model = PhoneGradeClassifier.from_pretrained(trained_side_model)
+    model.save_pretrained(tmp_path / "again")
+    again = PhoneGradeClassifier.from_pretrained(tmp_path / "again")
+    pixels = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(model(pixels), again(pixels))
+
+
+def test_pickled_checkpoint_is_refused_not_unpickled(model_copy):
+    (model_copy / "model.safetensors").unlink()
+    (model_copy / "pytorch_model.bin").write_bytes(b"\x80\x04 would be unpickled")
+    with pytest.raises(ModelLoadError, match="pytorch_model.bin, a pickled checkpoint.*safetensors only"):
+        PhoneGradeClassifier.from_pretrained(model_copy)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "not valid JSON"),
+    ("[]", "must hold a JSON object"),
+    ('{"task": "side"}', "lacks 'arch'"),
+])
+def test_corrupt_config_is_a_clear_error(model_copy, content, message):
+    (model_copy / "config.json").write_text(content)
+    with pytest.raises(ModelLoadError, match=message):
+        PhoneGradeClassifier.from_pretrained(model_copy)
+
+
+def test_config_naming_an_unknown_arch_is_refused(model_copy):
+    config = json.loads((model_copy / "config.json").read_text())
+    (model_copy / "config.json").write_text(json.dumps({**config, "arch": "vgg16"}))
+    with pytest.raises(ModelLoadError, match="unknown arch 'vgg16'"):
+        PhoneGradeClassifier.from_pretrained(model_copy)
+
+
+def test_config_labels_that_do_not_match_the_task_are_refused(model_copy):
+    config = json.loads((model_copy / "config.json").read_text())
+    (model_copy / "config.json").write_text(json.dumps({**config, "labels": ["a", "b", "c"]}))
+    with pytest.raises(ModelLoadError, match="do not match task 'side'"):
+        PhoneGradeClassifier.from_pretrained(model_copy)
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(model_copy):
+    config = json.loads((model_copy / "config.json").read_text())
+    (model_copy / "config.json").write_text(json.dumps({**config, "arch": "mobilenet_v2"}))
+    with pytest.raises(ModelLoadError, match="weights do not fit config.json"):
+        PhoneGradeClassifier.from_pretrained(model_copy)
+
+
+def test_corrupt_weights_file_is_a_clear_error(model_copy):
+    (model_copy / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        PhoneGradeClassifier.from_pretrained(model_copy)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="not a model folder"):
+        PhoneGradeClassifier.from_pretrained(tmp_path / "absent")

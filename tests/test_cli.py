@@ -1,0 +1,30 @@
+import subprocess
+import sys
+
+from phonegrade.cli import main as cli_main
+
+
+def test_help_lists_every_command():
+    result = subprocess.run([sys.executable, "-m", "phonegrade.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("synth", "train", "evaluate", "predict"):
+        assert command in result.stdout
+
+
+def test_synth_command_writes_an_imagefolder(tmp_path, capsys):
+    assert cli_main(["synth", "--task", "scratch", "--out", str(tmp_path), "--per-class", "5", "--size", "32"]) == 0
+    assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["major_scratch", "minor_scratch", "no_scratch"]
+    assert len(list((tmp_path / "val" / "no_scratch").iterdir())) == 1
+    assert "wrote 15 synthetic scratch images" in capsys.readouterr().out
+
+
+def test_predict_reports_unreadable_files_and_exits_non_zero(trained_side_model, tmp_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    assert cli_main(["predict", "--model", str(trained_side_model), str(bad)]) == 1
+    assert "not a readable image" in capsys.readouterr().out
+
+
+def test_missing_model_is_one_clear_error_line(tmp_path, capsys):
+    assert cli_main(["predict", "--model", str(tmp_path / "nothing"), "x.jpg"]) == 2
+    assert "error:" in capsys.readouterr().err

@@ -1,0 +1,161 @@
+import io
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from phonegrade.data import (ImageLoadError, PhotoDataset, Sample, eval_transform, imagefolder_samples, load_image,
+                             load_splits, stratified_split)
+
+
+def _write(path, image, **save_args):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **save_args)
+    return path
+
+
+def _folder_dataset(root, names=("Front", "BACK", "None"), per_class=10):
+    rng = np.random.default_rng(0)
+    for name in names:
+        for i in range(per_class):
+            pixels = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+            _write(root / name / f"{i}.png", Image.fromarray(pixels))
+    return root
+
+
+def test_stratified_split_keeps_class_proportions_and_is_reproducible():
+    samples = [Sample(lambda: b"", label, str(i)) for i, label in enumerate([0] * 50 + [1] * 30 + [2] * 20)]
+    train, val = stratified_split(samples, 0.2, seed=3)
+    assert Counter(s.label for s in val) == {0: 10, 1: 6, 2: 4}
+    assert len(train) == 80 and not {s.key for s in train} & {s.key for s in val}
+    again = stratified_split(samples, 0.2, seed=3)[1]
+    other = stratified_split(samples, 0.2, seed=4)[1]
+    assert [s.key for s in again] == [s.key for s in val]
+    assert [s.key for s in other] != [s.key for s in val]
+
+
+def test_folder_without_split_is_split_80_20_with_aliases_resolved(tmp_path):
+    splits = load_splits(_folder_dataset(tmp_path), "side", seed=0)
+    assert splits.labels == ("front", "back", "none")
+    assert len(splits.train) == 24 and len(splits.val) == 6
+    assert Counter(s.label for s in splits.val) == {0: 2, 1: 2, 2: 2}
+
+
+def test_folder_with_train_and_val_keeps_that_split(tmp_path):
+    _folder_dataset(tmp_path / "train", ("MAJORSCRACH", "MINOR_SCRACH", "NO_SCRACH"), per_class=4)
+    _folder_dataset(tmp_path / "val", ("major_scratch", "minor_scratch", "no_scratch"), per_class=2)
+    splits = load_splits(tmp_path, "scratch")
+    assert len(splits.train) == 12 and len(splits.val) == 6
+    assert all("/train/" in s.key for s in splits.train) and all("/val/" in s.key for s in splits.val)
+
+
+def test_missing_class_is_a_clear_error(tmp_path):
+    _folder_dataset(tmp_path, ("front", "back"))
+    with pytest.raises(ValueError, match="no images for class.*none"):
+        load_splits(tmp_path, "side")
+
+
+def test_unknown_class_folder_is_a_clear_error(tmp_path):
+    _folder_dataset(tmp_path, ("front", "back", "none", "tablet"))
+    with pytest.raises(ValueError, match="unknown side class 'tablet'"):
+        load_splits(tmp_path, "side")
+
+
+def test_unreadable_files_are_skipped_and_counted(tmp_path):
+    _folder_dataset(tmp_path)
+    (tmp_path / "Front" / "broken.jpg").write_bytes(b"this is not a jpeg")
+    (tmp_path / "Front" / "empty.png").write_bytes(b"")
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
+        samples, skipped = imagefolder_samples(tmp_path, "side")
+    assert skipped == 2 and len(samples) == 30
+
+
+def test_datasets_folder_on_disk_is_a_data_source(tmp_path):
+    import datasets
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)) for _ in range(15)]
+    names = ["front", "back", "none"]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    ds = datasets.Dataset.from_dict({"image": images, "label": [i % 3 for i in range(15)]}, features=features)
+    ds.save_to_disk(str(tmp_path / "ds"))
+    splits = load_splits(tmp_path / "ds", "side", val_fraction=0.2, seed=0)
+    assert len(splits.train) == 12 and len(splits.val) == 3
+    image, label = PhotoDataset(splits.val, eval_transform(32))[0]
+    assert image.shape == (3, 32, 32) and label in (0, 1, 2)
+
+
+def test_datasets_string_labels_with_aliases(tmp_path):
+    import datasets
+
+    image = Image.new("RGB", (8, 8), "red")
+    ds = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"image": [image] * 6, "label": ["MAJORSCRACH", "MINOR_SCRACH",
+                                                                             "NO_SCRACH"] * 2}),
+        "validation": datasets.Dataset.from_dict({"image": [image] * 3, "label": ["major_scratch", "minor_scratch",
+                                                                                   "no_scratch"]}),
+    }).cast_column("image", datasets.Image())
+    ds.save_to_disk(str(tmp_path / "ds"))
+    splits = load_splits(tmp_path / "ds", "scratch")
+    assert [s.label for s in splits.val] == [0, 1, 2] and len(splits.train) == 6
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "CMYK", "L", "I;16", "1"])
+def test_images_in_any_mode_load_as_rgb(mode):
+    image = Image.new("RGB", (10, 6), (200, 40, 40)).convert(mode) if mode != "I;16" else \
+        Image.fromarray(np.full((6, 10), 40000, dtype=np.uint16))
+    loaded = load_image(image)
+    assert loaded.mode == "RGB" and loaded.size == (10, 6)
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped():
+    loaded = load_image(Image.fromarray(np.full((4, 4), 32768, dtype=np.uint16)))
+    assert 120 <= np.asarray(loaded)[0, 0, 0] <= 135
+
+
+def test_transparent_pixels_become_white():
+    loaded = load_image(Image.new("RGBA", (4, 4), (0, 0, 0, 0)))
+    assert np.asarray(loaded)[0, 0].tolist() == [255, 255, 255]
+
+
+def test_exif_orientation_is_applied():
+    image = Image.new("RGB", (40, 20), "blue")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when displayed
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif)
+    assert load_image(buffer.getvalue()).size == (20, 40)
+
+
+@pytest.mark.parametrize("payload", [b"", b"GIF89a-nonsense", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20])
+def test_unreadable_bytes_raise_image_load_error(payload):
+    with pytest.raises(ImageLoadError, match="not a readable image"):
+        load_image(payload)
+
+
+def test_truncated_jpeg_is_refused():
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    with pytest.raises(ImageLoadError):
+        load_image(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+@pytest.mark.parametrize("side", [30000, 9000])  # 9000² is above our limit but below Pillow's error threshold
+def test_decompression_bomb_is_refused_before_decoding(tmp_path, side):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (side, side)).save(path)
+    with pytest.raises(ImageLoadError, match="too large"):
+        load_image(path)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ImageLoadError, match="no such file"):
+        load_image(tmp_path / "nope.jpg")
+
+
+def test_eval_transform_gives_normalised_square_tensor():
+    tensor = eval_transform(32)(Image.new("RGB", (100, 50), (124, 116, 104)))
+    assert tensor.shape == (3, 32, 32) and tensor.dtype == torch.float32
+    assert tensor.abs().max() < 0.05  # the ImageNet mean colour normalises to about zero

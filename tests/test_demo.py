@@ -1,0 +1,90 @@
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from phonegrade.corrections import CorrectionError, CorrectionStore
+from phonegrade.demo import Grader, load_model
+
+
+@pytest.fixture
+def grader(trained_side_model, trained_scratch_model, tmp_path):
+    return Grader(load_model(str(trained_side_model)), load_model(str(trained_scratch_model)),
+                  CorrectionStore(tmp_path / "corrections"), max_upload_bytes=200_000)
+
+
+def test_local_models_are_identified_by_a_weights_hash(grader):
+    assert grader.side.revision.startswith("sha256:") and len(grader.side.revision) == len("sha256:") + 12
+
+
+def test_scratch_is_graded_only_for_front_views(grader, side_data):
+    for path in sorted((side_data / "val").glob("*/*.png")):
+        prediction, note = grader.predict(Image.open(path).convert("RGB"))
+        assert set(prediction.side) == {"front", "back", "none"}
+        if max(prediction.side, key=prediction.side.get) == "front":
+            assert set(prediction.scratch) == {"major_scratch", "minor_scratch", "no_scratch"} and note == ""
+        else:
+            assert prediction.scratch == {} and "not graded" in note
+
+
+def test_flag_stores_the_recomputed_prediction_and_the_models(grader, side_data):
+    image = Image.open(next((side_data / "val" / "back").iterdir())).convert("RGB")
+    record_id = grader.flag(image, "back", "", "<script>alert(1)</script>looks like a back")
+    (record,) = grader.store.records()
+    assert record["record_id"] == record_id and record["corrected_side"] == "back"
+    assert json.loads(record["side_probabilities"]) == pytest.approx(grader.predict(image)[0].side)
+    assert record["side_model"] == grader.side.model_id and record["side_revision"] == grader.side.revision
+    assert "<" not in record["comment"] and "looks like a back" in record["comment"]
+    assert Image.open(record["image_path"]).size == image.size
+
+
+def test_flag_without_a_label_or_with_an_unknown_one_is_refused(grader):
+    image = Image.new("RGB", (8, 8))
+    with pytest.raises(CorrectionError, match="pick the correct"):
+        grader.flag(image, "", "", None)
+    with pytest.raises(CorrectionError, match="side label must be one of"):
+        grader.flag(image, "sideways", "", None)
+    assert grader.store.records() == []
+
+
+def test_uploads_over_the_size_limit_are_refused(grader, tmp_path):
+    from phonegrade.data import ImageLoadError
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * 300_000)
+    with pytest.raises(ImageLoadError, match="limit is"):
+        grader.read_upload(str(big))
+
+
+def test_api_predict_and_flag_through_gradio_client(running_app, side_data):
+    from gradio_client import Client, handle_file
+
+    client = Client(running_app["url"], verbose=False)
+    photo = next((side_data / "val" / "front").iterdir())
+    result = client.predict(handle_file(str(photo)), api_name="/predict")
+    assert set(result["side"]) == {"front", "back", "none"}
+    assert sum(result["side"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert result["graded"] == (result["scratch"] is not None)
+    assert result["side_revision"].startswith("sha256:")
+
+    flagged = client.predict(handle_file(str(photo)), "front", "minor_scratch", "a test", api_name="/flag")
+    store = CorrectionStore(running_app["corrections"])
+    stored = {r["record_id"]: r for r in store.records()}
+    record = stored[flagged["record_id"]]
+    assert record["corrected_side"] == "front" and record["corrected_scratch"] == "minor_scratch"
+    assert Image.open(record["image_path"]).convert("RGB").tobytes() == \
+        Image.open(photo).convert("RGB").tobytes()
+
+
+def test_api_errors_are_clear_messages(running_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(running_app["url"], verbose=False)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"definitely not a png")
+    with pytest.raises(Exception, match="not a readable image"):
+        client.predict(handle_file(str(bad)), api_name="/predict")
+    good = Path(__file__)  # any file: the label check comes first
+    with pytest.raises(Exception):
+        client.predict(handle_file(str(good)), "nonsense", "", "", api_name="/flag")

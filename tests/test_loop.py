@@ -1,0 +1,59 @@
+"""The whole annotation loop: train → serve → flag wrong predictions through the API → retrain → fixed."""
+
+import json
+import os
+import subprocess
+import sys
+
+from phonegrade import PhoneGradeClassifier
+from phonegrade.synth import write_synthetic_dataset
+
+from .conftest import ROOT, free_port, run_train, wait_for_http
+
+
+def test_corrections_flagged_in_the_demo_fix_the_next_model(side_data, trained_scratch_model, tmp_path):
+    first = tmp_path / "first"
+    common = ["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--image-size", "32",
+              "--batch-size", "8", "--workers", "0", "--seed", "0"]
+    run_train([*common, "--output-dir", str(first), "--epochs", "1"])
+
+    # Photos the first model has not seen: a pool to find its mistakes in.
+    pool = tmp_path / "pool"
+    write_synthetic_dataset("side", pool, per_class=10, size=48, seed=99, progress=False)
+    photos = sorted(pool.glob("*/*/*.png"))
+
+    corrections = tmp_path / "corrections"
+    port = free_port()
+    app = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--side-model", str(first), "--scratch-model",
+                            str(trained_scratch_model), "--corrections-dir", str(corrections), "--port", str(port)],
+                           cwd=ROOT, env={**os.environ, "no_proxy": "127.0.0.1,localhost"},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", app)
+        from gradio_client import Client, handle_file
+
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        wrong = []
+        for photo in photos:
+            side = client.predict(handle_file(str(photo)), api_name="/predict")["side"]
+            if max(side, key=side.get) != photo.parent.name:
+                wrong.append(photo)
+        assert len(wrong) >= 3, "the one-epoch model should make mistakes on unseen photos"
+        wrong = wrong[:8]
+        for photo in wrong:
+            client.predict(handle_file(str(photo)), photo.parent.name, "", "", api_name="/flag")
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+
+    second = tmp_path / "second"
+    run_train([*common, "--output-dir", str(second), "--epochs", "25", "--patience", "0", "--lr", "3e-3",
+               "--corrections", str(corrections)])
+    config = json.loads((second / "config.json").read_text())
+    assert config["corrections_used"] == len(wrong) and config["corrections"]["added_train"] == len(wrong)
+    assert f"{len(wrong)} used" in (second / "README.md").read_text()
+    assert config["metrics"]["n_val"] == json.loads((first / "metrics.json").read_text())["n_val"]
+
+    fixed = PhoneGradeClassifier.from_pretrained(second)
+    predictions = fixed.predict(wrong)
+    assert [max(p, key=p.get) for p in predictions] == [photo.parent.name for photo in wrong]

@@ -1,0 +1,93 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from phonegrade import PhoneGradeClassifier
+from phonegrade.data import load_splits
+from phonegrade.evaluate import compute_metrics
+from phonegrade.models import create_model
+
+from .conftest import run_train
+
+METRIC_KEYS = {"task", "arch", "accuracy", "macro_f1", "labels", "confusion_matrix", "per_class", "n_val"}
+
+
+def test_accelerate_launch_writes_a_hub_style_model_folder(trained_side_model):
+    for name in ("model.safetensors", "config.json", "README.md", "metrics.json", "confusion_matrix.png"):
+        assert (trained_side_model / name).is_file(), name
+    metrics = json.loads((trained_side_model / "metrics.json").read_text())
+    assert set(metrics) == METRIC_KEYS
+    assert set(metrics["per_class"]["front"]) == {"precision", "recall", "f1", "support"}
+    config = json.loads((trained_side_model / "config.json").read_text())
+    assert config["task"] == "side" and config["arch"] == "wearnet" and config["labels"] == ["front", "back", "none"]
+    assert config["training"]["epochs"] == 2 and config["metrics"]["accuracy"] == metrics["accuracy"]
+    card = (trained_side_model / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: phonegrade" in card
+    assert f"Accuracy **{metrics['accuracy']:.3f}**" in card
+
+
+def test_from_pretrained_reproduces_the_best_checkpoint_and_its_metrics(trained_side_model, side_data):
+    model = PhoneGradeClassifier.from_pretrained(trained_side_model)
+    assert model.labels == ["front", "back", "none"] and not model.training
+    reference = create_model("wearnet", 3)
+    reference.load_state_dict(load_file(trained_side_model / "checkpoints" / "best.safetensors"))
+    reference.eval()
+    pixels = torch.randn(4, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(model(pixels), reference(pixels))
+
+    val = load_splits(side_data, "side").val
+    probs = model.predict([s.load() for s in val])
+    predicted = [model.labels.index(max(p, key=p.get)) for p in probs]
+    recomputed = compute_metrics([s.label for s in val], predicted, model.labels, "side", "wearnet")
+    assert recomputed == json.loads((trained_side_model / "metrics.json").read_text())
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(side_data, tmp_path):
+    common = ["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--image-size", "32",
+              "--batch-size", "8", "--workers", "0", "--seed", "5", "--patience", "0"]
+    run_train([*common, "--output-dir", str(tmp_path / "full"), "--epochs", "3"])
+    run_train([*common, "--output-dir", str(tmp_path / "split"), "--epochs", "1"])
+    resumed = run_train([*common, "--output-dir", str(tmp_path / "split"), "--epochs", "3", "--resume"])
+    assert "resumed from" in resumed.stdout
+    full_log = [json.loads(line) for line in (tmp_path / "full" / "training_log.jsonl").read_text().splitlines()]
+    split_log = [json.loads(line) for line in (tmp_path / "split" / "training_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in split_log] == [1, 2, 3]
+    for a, b in zip(full_log, split_log, strict=True):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-4)
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-4)
+    assert json.loads((tmp_path / "full" / "metrics.json").read_text()) == \
+        json.loads((tmp_path / "split" / "metrics.json").read_text())
+
+
+def test_two_processes_score_every_validation_image_once(side_data, tmp_path):
+    run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir", str(tmp_path),
+               "--epochs", "1", "--image-size", "32", "--batch-size", "5", "--workers", "0"],
+              launcher="accelerate", processes=2)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    n_val = len(load_splits(side_data, "side").val)
+    assert metrics["n_val"] == n_val  # 12 images over 2 processes × batches of 5: padding must not count
+    assert sum(map(sum, metrics["confusion_matrix"])) == n_val
+
+
+def test_offline_imagenet_weights_stop_training_with_a_clear_message(side_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    result = run_train(["--task", "side", "--arch", "mobilenet_v2", "--data", str(side_data),
+                        "--output-dir", str(tmp_path / "out"), "--epochs", "1"], check=False)
+    assert result.returncode == 2
+    assert "could not load ImageNet weights for mobilenet_v2" in result.stderr
+    assert "--weights none" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_class_folder_stops_training_with_a_clear_message(tmp_path):
+    from PIL import Image
+
+    for name in ("front", "back", "none", "tablet"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8)).save(tmp_path / "data" / name / f"{i}.png")
+    result = run_train(["--task", "side", "--arch", "wearnet", "--data", str(tmp_path / "data"),
+                        "--output-dir", str(tmp_path / "out")], check=False)
+    assert result.returncode == 2 and "unknown side class 'tablet'" in result.stderr
