@@ -28,20 +28,13 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium not found: install Debian's chromium for the browser test (it is skipped without it)"; fi; }
 
-# The embedded default models (committed; these rules rebuild them if they are missing or with `make default-models`).
-data/models/side-default/model.safetensors: | $(VENV)/.installed
-	$(PY) -m phonegrade.cli synth --task side --out $(SYNTH)-side --per-class 200 --size 128 --seed 0 --overwrite
-	$(PY) phonegrade/train.py --task side --arch wearnet --weights none --data $(SYNTH)-side --epochs 60 \
-	  --scheduler cosine --patience 0 --image-size 128 --output-dir data/models/side-default --no-progress \
+# The embedded default models (committed; this rule rebuilds one if it is missing, `make default-models` both).
+data/models/%-default/model.safetensors: | $(VENV)/.installed
+	$(PY) -m phonegrade.cli synth --task $* --out $(SYNTH)-$* --per-class 200 --size 128 --seed 0 --overwrite
+	$(PY) phonegrade/train.py --task $* --arch wearnet --weights none --data $(SYNTH)-$* --epochs 60 \
+	  --scheduler cosine --patience 0 --lr 2e-3 --image-size 128 --output-dir data/models/$*-default --no-progress \
 	  --data-description "synthetic renders from \`phonegrade synth\` (200 per class), not real photos"
-	rm -rf data/models/side-default/checkpoints
-
-data/models/scratch-default/model.safetensors: | $(VENV)/.installed
-	$(PY) -m phonegrade.cli synth --task scratch --out $(SYNTH)-scratch --per-class 200 --size 128 --seed 0 --overwrite
-	$(PY) phonegrade/train.py --task scratch --arch wearnet --weights none --data $(SYNTH)-scratch --epochs 60 \
-	  --scheduler cosine --patience 0 --image-size 128 --output-dir data/models/scratch-default --no-progress \
-	  --data-description "synthetic renders from \`phonegrade synth\` (200 per class), not real scratched phones"
-	rm -rf data/models/scratch-default/checkpoints
+	rm -rf data/models/$*-default/checkpoints
 
 default-models:
 	rm -rf data/models/side-default data/models/scratch-default

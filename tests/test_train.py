@@ -91,3 +91,54 @@ def test_unknown_class_folder_stops_training_with_a_clear_message(tmp_path):
     result = run_train(["--task", "side", "--arch", "wearnet", "--data", str(tmp_path / "data"),
                         "--output-dir", str(tmp_path / "out")], check=False)
     assert result.returncode == 2 and "unknown side class 'tablet'" in result.stderr
+
+
+def _first_block_state(model):
+    return {k: v.clone() for k, v in model.blocks[0].state_dict().items() if v.is_floating_point()}
+
+
+@pytest.mark.parametrize("unfreeze_at", [None, 2])
+def test_frozen_blocks_stay_put_until_unfrozen(side_data, tmp_path, unfreeze_at):
+    from accelerate.utils import set_seed
+
+    args = ["--task", "side", "--arch", "mobilenet_v2", "--weights", "none", "--trainable-blocks", "2",
+            "--data", str(side_data), "--output-dir", str(tmp_path), "--epochs", "2", "--image-size", "32",
+            "--batch-size", "8", "--workers", "0", "--seed", "3", "--patience", "0"]
+    run_train(args + (["--unfreeze-at", str(unfreeze_at)] if unfreeze_at else []))
+    set_seed(3)  # training builds its model right after seeding: the same initial weights
+    initial = _first_block_state(create_model("mobilenet_v2", 3, weights="none", trainable_blocks=2))
+    # The last epoch's weights (the best epoch may predate the unfreezing).
+    last = create_model("mobilenet_v2", 3)
+    last.load_state_dict(load_file(tmp_path / "checkpoints" / "last" / "model.safetensors"))
+    trained = _first_block_state(last)
+    same = all(torch.equal(initial[k], trained[k]) for k in initial)
+    assert same == (unfreeze_at is None)
+
+
+def test_early_stopping_class_weights_and_bf16(side_data, tmp_path):
+    result = run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir",
+                        str(tmp_path), "--epochs", "20", "--patience", "1", "--lr", "0.5", "--image-size", "32",
+                        "--workers", "0", "--class-weights", "auto", "--mixed-precision", "bf16"])
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert "early stop" in result.stdout and config["epochs_run"] < 20
+    assert config["training"]["class_weights"] == [1.0, 1.0, 1.0]  # the synthetic classes are balanced
+    assert config["training"]["mixed_precision"] == "bf16"
+    assert config["best_epoch"] <= config["epochs_run"]
+
+
+def test_hub_dataset_id_is_a_data_source(tmp_path):
+    import datasets
+    from PIL import Image
+
+    from .hub_server import HubServer
+
+    images = [Image.new("RGB", (8, 8), (i * 20, 0, 0)) for i in range(9)]
+    ds = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"image": images[:6], "label": ["Front", "BACK", "None"] * 2}),
+        "validation": datasets.Dataset.from_dict({"image": images[6:], "label": ["front", "back", "none"]}),
+    }).cast_column("image", datasets.Image())
+    with HubServer() as hub, hub.patch_clients(hf_home=tmp_path / "hf-home"):
+        ds.push_to_hub("user/phones")
+        splits = load_splits("user/phones", "side")
+    assert len(splits.train) == 6 and [s.label for s in splits.val] == [0, 1, 2]
+    assert splits.source == "user/phones"
