@@ -30,10 +30,10 @@ browser:
 
 # The embedded default models (committed; this rule rebuilds one if it is missing, `make default-models` both).
 data/models/%-default/model.safetensors: | $(VENV)/.installed
-	$(PY) -m phonegrade.cli synth --task $* --out $(SYNTH)-$* --per-class 200 --size 128 --seed 0 --overwrite
-	$(PY) phonegrade/train.py --task $* --arch wearnet --weights none --data $(SYNTH)-$* --epochs 60 \
+	$(PY) -m phonegrade.cli synth --task $* --out $(SYNTH)-$* --per-class 150 --size 128 --seed 0 --overwrite
+	$(PY) phonegrade/train.py --task $* --arch wearnet --weights none --data $(SYNTH)-$* --epochs 45 \
 	  --scheduler cosine --patience 0 --lr 2e-3 --image-size 128 --output-dir data/models/$*-default --no-progress \
-	  --data-description "synthetic renders from \`phonegrade synth\` (200 per class), not real photos"
+	  --data-description "synthetic renders from \`phonegrade synth\` (150 per class), not real photos"
 	rm -rf data/models/$*-default/checkpoints
 
 default-models:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -42,7 +44,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="largest accepted upload")
     parser.add_argument("--concurrency", type=int, default=int(env("PHONEGRADE_CONCURRENCY", "4")),
                         help="requests processed at once (the rest wait in Gradio's queue)")
+    parser.add_argument("--upload-dir",
+                        default=env("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "phonegrade-uploads")),
+                        help="Gradio's cache of uploaded files [GRADIO_TEMP_DIR]")
+    parser.add_argument("--upload-ttl", type=int, default=int(env("PHONEGRADE_UPLOAD_TTL", "3600")),
+                        help="seconds an uploaded file is kept in --upload-dir (0: never deleted)")
     return parser.parse_args(argv)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    os.environ["GRADIO_TEMP_DIR"] = args.upload_dir  # read by Gradio when the page is built and served
     try:
         side = load_model(args.side_model, args.side_revision)
         scratch = load_model(args.scratch_model, args.scratch_revision)
@@ -66,17 +78,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"app.py: error: --{task}-model {model.model_id} is a {model.classifier.task} model",
                   file=sys.stderr)
             return 2
-    store = CorrectionStore(args.corrections_dir).ensure()
-    store.clean_staging()
+    store = CorrectionStore(args.corrections_dir)
+    try:
+        store.ensure()
+        store.clean_staging()
+    except OSError as err:  # predictions do not need the folder; each correction will say why it fails
+        logging.getLogger("phonegrade").warning("corrections folder %s is not usable (%s): corrections cannot be "
+                                                "saved until it is", args.corrections_dir, err)
     pusher = HubPusher(store, args.corrections_repo, every_s=args.push_every).start() \
         if args.corrections_repo else None
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     grader = Grader(side, scratch, store, max_upload_bytes=max_bytes)
     examples = sorted(str(p) for p in (ROOT / "data" / "examples").glob("*.png"))
-    demo = build_demo(grader, examples)
-    demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
+    demo = build_demo(grader, examples, concurrency=args.concurrency, upload_ttl_s=args.upload_ttl or None)
+    # SIGTERM (docker stop, systemd) closes the app like Ctrl-C does: Gradio deletes the uploads it holds, and the
+    # corrections pusher makes its last push.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        demo.launch(server_name=args.host, server_port=args.port, max_file_size=max_bytes, show_error=True)
+        # show_error=False: only gr.Error messages (clear, ours) reach the client, never other exceptions' text.
+        demo.launch(server_name=args.host, server_port=args.port, max_file_size=max_bytes, show_error=False)
     finally:
         if pusher:
             pusher.stop()

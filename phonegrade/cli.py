@@ -1,11 +1,10 @@
-"""The `phonegrade` command: synth, train, evaluate, predict."""
+"""The `phonegrade` command: synth, train, evaluate, predict, export, corrections."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from .labels import TASK_LABELS
 
@@ -32,38 +31,16 @@ def _evaluate(args: argparse.Namespace) -> None:
     run(args)
 
 
-def _image_paths(inputs: list[str]) -> list[Path]:
-    from .data import IMAGE_EXTENSIONS
-
-    paths = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            paths += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-        else:
-            paths.append(path)
-    return paths
-
-
 def _predict(args: argparse.Namespace) -> int:
-    from .data import ImageLoadError
-    from .hub import PhoneGradeClassifier
+    from .predict import run
 
-    classifier = PhoneGradeClassifier.from_pretrained(args.model, revision=args.revision)
-    failures = 0
-    for path in _image_paths(args.images):
-        try:
-            probs = classifier.predict([path])[0]
-        except ImageLoadError as err:
-            failures += 1
-            print(json.dumps({"image": str(path), "error": str(err)}) if args.json else f"{path}: error: {err}")
-            continue
-        if args.json:
-            print(json.dumps({"image": str(path), "label": max(probs, key=probs.get), "probabilities": probs}))
-        else:
-            ranked = sorted(probs.items(), key=lambda kv: -kv[1])
-            print(f"{path}: " + "  ".join(f"{label} {p:.3f}" for label, p in ranked))
-    return 1 if failures else 0
+    return run(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import run
+
+    return run(args)
 
 
 def _corrections(args: argparse.Namespace) -> int:
@@ -115,6 +92,8 @@ def _corrections(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .evaluate import add_arguments as add_evaluate_arguments
+    from .export import add_arguments as add_export_arguments
+    from .predict import add_arguments as add_predict_arguments
     from .train import add_arguments as add_train_arguments
 
     parser = argparse.ArgumentParser(prog="phonegrade", description="Grade photos of mobile phones.")
@@ -145,12 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_evaluate)
 
     predict = commands.add_parser("predict", formatter_class=formatter,
-                                  help="per-class probabilities for images or folders of images")
-    predict.add_argument("--model", required=True, help="model folder or Hub model id")
-    predict.add_argument("images", nargs="+", help="image files or folders")
-    predict.add_argument("--json", action="store_true", help="one JSON object per line")
-    predict.add_argument("--revision", help="Hub revision of --model")
+                                  help="per-class probabilities for images, folders or `datasets` folders",
+                                  description="Per-class probabilities, in batches; `accelerate launch -m "
+                                              "phonegrade.predict ...` splits the images across processes.")
+    add_predict_arguments(predict)
     predict.set_defaults(func=_predict)
+
+    export = commands.add_parser("export", formatter_class=formatter,
+                                 help="export a model to ONNX or TorchScript (optionally int8) and check it agrees",
+                                 description="Write an ONNX or TorchScript copy of a model (fp32, or int8 with "
+                                             "--int8), then compare it with the original on images and print "
+                                             "top-1 agreement and the largest probability difference.")
+    add_export_arguments(export)
+    export.set_defaults(func=_export)
 
     corrections = commands.add_parser(
         "corrections", formatter_class=formatter, help="show, export or push users' corrections",

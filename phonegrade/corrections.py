@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import secrets
@@ -133,10 +134,14 @@ class CorrectionStore:
             staging.mkdir()
             _fsync_write(staging / "image.png", buffer.getvalue())
             _fsync_write(staging / "metadata.jsonl", (json.dumps(metadata) + "\n").encode())
+            _fsync_dir(staging)
             final = self.root / RECORDS_DIR / f"{now:%Y-%m-%d}" / record_id
+            new_day = not final.parent.exists()
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging, final)  # atomic: the record appears whole or not at all
-            _fsync_dir(final.parent)
+            _fsync_dir(final.parent)  # the id is returned (acknowledged) only once the rename is on disk
+            if new_day:
+                _fsync_dir(final.parent.parent)
         except OSError as err:
             shutil.rmtree(self.root / STAGING_DIR / record_id, ignore_errors=True)
             raise CorrectionError(f"could not save the correction ({err.strerror or err}); "
@@ -186,7 +191,9 @@ def write_dataset_card(root: Path, repo_id: str | None = None, counts: dict | No
     text = render_card("dataset_card.md", card_data, repo_id=repo_id, counts=counts or {},
                        side_labels=SIDE_LABELS, scratch_labels=SCRATCH_LABELS, fields=FIELDS)
     path = root / "README.md"
-    path.write_text(text, encoding="utf-8")
+    partial = path.with_name(".README.md.tmp")  # replaced in one step: a full disk never leaves a cut card
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
     return path
 
 
@@ -321,8 +328,6 @@ class HubPusher:
 
     def push_once(self) -> int:
         """Push up to one batch of pending records; returns how many went up (0 on failure, kept queued)."""
-        import logging
-
         from huggingface_hub import CommitOperationAdd, HfApi
 
         with self._lock:
@@ -347,10 +352,13 @@ class HubPusher:
                 logging.getLogger("phonegrade").warning("corrections push to %s failed, %d records stay queued: %s",
                                                         self.repo_id, len(batch), self.last_error)
                 return 0
-            with open(self.store.root / PUSHED_LOG, "a") as log:
-                log.write("".join(f"{folder.name}\n" for folder in batch))
-                log.flush()
-                os.fsync(log.fileno())
+            try:
+                with open(self.store.root / PUSHED_LOG, "a") as log:
+                    log.write("".join(f"{folder.name}\n" for folder in batch))
+                    log.flush()
+                    os.fsync(log.fileno())
+            except OSError as err:  # the batch is up; unlogged, it is uploaded again later (same files, no harm)
+                logging.getLogger("phonegrade").warning("could not log pushed corrections: %s", err)
             self.last_error = None
             return len(batch)
 
@@ -365,7 +373,10 @@ class HubPusher:
 
         def loop():
             while not self._stop.wait(self.every_s):
-                self.push_all()
+                try:
+                    self.push_all()
+                except Exception:  # noqa: BLE001 - the thread must outlive any one failure (e.g. a full disk)
+                    logging.getLogger("phonegrade").exception("corrections push failed; retrying later")
 
         self._thread = threading.Thread(target=loop, name="corrections-push", daemon=True)
         self._thread.start()

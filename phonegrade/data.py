@@ -20,7 +20,8 @@ from .labels import canonical_label, labels_for_task
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+# .heic/.heif are listed so that such files are reported (Pillow cannot decode them), not silently passed over.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".avif", ".heic", ".heif")
 # Phone photos are at most ~50 MP; anything larger is refused before it is decoded.
 MAX_IMAGE_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
@@ -54,22 +55,49 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
-    """Decode a path, raw bytes or PIL image into an upright RGB image, or raise ImageLoadError."""
-    name = "upload" if isinstance(source, (bytes, Image.Image)) else str(source)
+# Major brands of HEIF containers (iPhone photos): Pillow has no decoder for them (the pillow-heif plugin does).
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
+
+
+def _unidentified(head: bytes) -> str:
+    """Why Pillow found no decoder for a file, from its first bytes."""
+    if not head:
+        return "the file is empty"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIC/HEIF photos are not supported; convert it to JPEG or PNG"
+    return "unknown or unsupported file format"
+
+
+def _reason(err: Exception) -> str:
+    """A decoder error as a short reason that names no file (OSError messages often carry the path)."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return f"{err.__class__.__name__}: {err}"
+
+
+def load_image(source: str | os.PathLike | bytes | Image.Image, name: str | None = None) -> Image.Image:
+    """Decode a path, raw bytes or PIL image into an upright RGB image, or raise ImageLoadError.
+
+    Error messages start with `name` (default: the path, or "upload" for bytes and PIL images).
+    """
+    if name is None:
+        name = "upload" if isinstance(source, (bytes, Image.Image)) else str(source)
     try:
         if isinstance(source, Image.Image):
             image = source
         else:
             fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
             with fp:
-                image = Image.open(fp)
+                try:
+                    image = Image.open(fp)
+                except UnidentifiedImageError:
+                    fp.seek(0)
+                    raise ImageLoadError(f"{name}: not a readable image ({_unidentified(fp.read(16))})") from None
                 # Pillow only warns between 1× and 2× its limit; refuse everything above it before decoding.
                 if image.width * image.height > MAX_IMAGE_PIXELS:
                     raise ImageLoadError(f"{name}: image is too large ({image.width}×{image.height} pixels; "
                                          f"the limit is {MAX_IMAGE_PIXELS:,})")
-                if getattr(image, "n_frames", 1) > 1:
-                    image.seek(0)  # animations: grade the first frame
+                # Image.open stands on the first frame: an animation is graded by it, its other frames are not read.
                 image.load()
         if image.width < 1 or image.height < 1:
             raise ImageLoadError(f"{name}: image has no pixels")
@@ -77,11 +105,11 @@ def load_image(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as err:
-        raise ImageLoadError(f"{name}: image is too large ({err})") from err
+        raise ImageLoadError(f"{name}: image is too large (the limit is {MAX_IMAGE_PIXELS:,} pixels)") from err
     except FileNotFoundError as err:
         raise ImageLoadError(f"{name}: no such file") from err
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageLoadError(f"{name}: not a readable image ({err.__class__.__name__}: {err})") from err
+    except Exception as err:  # noqa: BLE001 - hostile files make decoders raise many types (OSError, TypeError, ...)
+        raise ImageLoadError(f"{name}: not a readable image ({_reason(err)})") from err
 
 
 # ---------------------------------------------------------------- transforms
@@ -169,13 +197,14 @@ def _list_image_files(folder: Path) -> list[Path]:
                   and not p.name.startswith("."))
 
 
-def _is_readable_image(path: Path) -> bool:
+def _unreadable_reason(path: Path) -> str | None:
+    """Why `path` cannot be trained on, or None. A full decode: Pillow's verify() passes truncated JPEGs and
+    images above the pixel limit, which would then stop training half-way."""
     try:
-        with Image.open(path) as image:
-            image.verify()
-        return True
-    except Exception:  # noqa: BLE001 - any decoder failure means "skip this file"
-        return False
+        load_image(path)
+    except ImageLoadError as err:
+        return str(err)
+    return None
 
 
 def imagefolder_samples(root: Path, task: str, verify: bool = True) -> tuple[list[Sample], int]:
@@ -188,8 +217,9 @@ def imagefolder_samples(root: Path, task: str, verify: bool = True) -> tuple[lis
     for class_dir in class_dirs:
         label = canonical_label(task, class_dir.name)
         for path in _list_image_files(class_dir):
-            if verify and not _is_readable_image(path):
-                warnings.warn(f"skipping unreadable image {path}", stacklevel=2)
+            reason = _unreadable_reason(path) if verify else None
+            if reason:
+                warnings.warn(f"skipping unreadable image {reason}", stacklevel=2)
                 skipped += 1
                 continue
             found.add(label)
@@ -213,24 +243,36 @@ def stratified_split(samples: Sequence[Sample], val_fraction: float = 0.2,
     return [samples[i] for i in sorted(train_idx)], [samples[i] for i in sorted(val_idx)]
 
 
+def _image_column(dataset) -> str | None:
+    return next((c for c in ("image", "img", "photo") if c in dataset.column_names), None)
+
+
+def undecoded_image_loaders(dataset) -> list[Callable[[], str | bytes | Image.Image]]:
+    """One loader per row of a `datasets.Dataset`'s image column, for `load_image`."""
+    from datasets import Image as ImageFeature
+
+    column = _image_column(dataset)
+    if column is None:
+        raise ValueError(f"expected an 'image' column, found {dataset.column_names}")
+    if isinstance(dataset.features[column], ImageFeature):
+        # Undecoded rows are bytes: cheap to index, decoded by load_image in the worker.
+        dataset = dataset.cast_column(column, ImageFeature(decode=False))
+    return [functools.partial(_read_row, dataset, i, column) for i in range(len(dataset))]
+
+
 def _dataset_samples(dataset, task: str, name: str) -> list[Sample]:
     """Rows of a `datasets.Dataset` with an image column and a label column (ClassLabel or strings)."""
     from datasets import ClassLabel
-    from datasets import Image as ImageFeature
 
-    image_column = next((c for c in ("image", "img", "photo") if c in dataset.column_names), None)
     label_column = next((c for c in ("label", "labels", task, f"{task}_label") if c in dataset.column_names), None)
-    if image_column is None or label_column is None:
+    if _image_column(dataset) is None or label_column is None:
         raise ValueError(f"{name}: expected an 'image' and a 'label' column, found {dataset.column_names}")
     feature = dataset.features[label_column]
     raw_labels = dataset[label_column]
     names = [feature.int2str(v) for v in raw_labels] if isinstance(feature, ClassLabel) else raw_labels
-    if isinstance(dataset.features[image_column], ImageFeature):
-        # Undecoded rows are bytes: cheap to index, decoded by load_image in the worker.
-        dataset = dataset.cast_column(image_column, ImageFeature(decode=False))
     labels = labels_for_task(task)
-    samples = [Sample(functools.partial(_read_row, dataset, i, image_column),
-                      labels.index(canonical_label(task, str(n))), f"{name}#{i}") for i, n in enumerate(names)]
+    samples = [Sample(load, labels.index(canonical_label(task, str(n))), f"{name}#{i}")
+               for i, (n, load) in enumerate(zip(names, undecoded_image_loaders(dataset), strict=True))]
     _check_all_classes(task, {labels[s.label] for s in samples}, name)
     return samples
 

@@ -6,8 +6,10 @@ endpoints, `/predict` and `/flag`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,8 @@ from .hub import WEIGHTS_NAME, PhoneGradeClassifier
 from .labels import SCRATCH_LABELS, SIDE_LABELS
 
 DEFAULT_MAX_UPLOAD_MB = 20
+DEFAULT_CONCURRENCY = 4
+log = logging.getLogger("phonegrade.demo")
 
 
 @dataclass
@@ -63,8 +67,8 @@ class Grader:
         size = os.path.getsize(path)
         if size > self.max_upload_bytes:
             raise ImageLoadError(f"the file is {size / 2**20:.1f} MB; the limit is "
-                                 f"{self.max_upload_bytes / 2**20:.0f} MB")
-        return load_image(path)
+                                 f"{self.max_upload_bytes / 2**20:g} MB")
+        return load_image(path, name="upload")  # not the path: that is Gradio's cache, nothing the user knows
 
     def predict(self, image) -> tuple[Prediction, str]:
         """Probabilities for both tasks, and a sentence saying why scratches were not graded (if so)."""
@@ -93,42 +97,80 @@ def _header(grader: Grader) -> str:
             "| task | model | revision | |\n|---|---|---|---|\n" + "\n".join(rows))
 
 
-def build_demo(grader: Grader, examples: list[str] | None = None):
+def _clear_errors(fn):
+    """An event handler whose failures reach the client as a clear message and nothing more: our own errors
+    as they are (HTML-escaped: Gradio renders error messages as HTML), anything else as a generic message,
+    with the traceback only in the server log."""
     import gradio as gr
 
-    def ui_predict(path):
+    @functools.wraps(fn)
+    def handler(*args):
+        try:
+            return fn(*args)
+        except (ImageLoadError, CorrectionError) as err:
+            raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
+        except Exception:  # noqa: BLE001 - anything unexpected: the details stay in the server log
+            log.exception("%s failed", fn.__name__)
+            raise gr.Error("Something went wrong on the server (it has been logged); please try again.",
+                           print_exception=False) from None
+    return handler
+
+
+def _upload_path(payload: dict | None) -> str | None:
+    """The cached upload's path from an unprocessed image/file payload (events run with preprocess=False).
+
+    Gradio's own preprocessing would open the file with PIL first (gr.Image: a corrupt upload then fails
+    with a generic message naming its cache path) or leave an empty temporary file behind (gr.File); this
+    way the file reaches `load_image`, with its limits and clear errors, untouched. Gradio has already
+    checked that the path is an upload in its cache.
+    """
+    if not payload:
+        return None
+    if payload.get("path"):
+        return payload["path"]
+    raise ImageLoadError("upload: send the image as a file")  # e.g. an inline data: URL
+
+
+def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: int = DEFAULT_CONCURRENCY,
+               queue_size: int = 256, upload_ttl_s: int | None = None):
+    """The page and its /predict and /flag endpoints.
+
+    concurrency: requests processed at once over all events (they share the models); up to `queue_size` more
+    wait in Gradio's queue. upload_ttl_s: Gradio deletes uploaded files from its cache (GRADIO_TEMP_DIR) once
+    they are this old, checking every quarter of it (None: never).
+    """
+    import gradio as gr
+
+    @_clear_errors
+    def ui_predict(payload):
+        path = _upload_path(payload)
         if not path:
             return None, None, ""
-        try:
-            prediction, note = grader.predict(grader.read_upload(path))
-        except ImageLoadError as err:
-            raise gr.Error(str(err)) from None
+        prediction, note = grader.predict(grader.read_upload(path))
         return prediction.side, prediction.scratch or None, note
 
-    def ui_flag(path, corrected_side, corrected_scratch, comment):
-        try:
-            record_id = grader.flag(grader.read_upload(path), corrected_side, corrected_scratch, comment)
-        except (ImageLoadError, CorrectionError) as err:
-            raise gr.Error(str(err)) from None
+    @_clear_errors
+    def ui_flag(payload, corrected_side, corrected_scratch, comment):
+        image = grader.read_upload(_upload_path(payload))
+        record_id = grader.flag(image, corrected_side, corrected_scratch, comment)
         return f"Saved, thank you. Record `{record_id}`."
 
-    def api_predict(path) -> dict:
-        try:
-            image = grader.read_upload(path)
-            prediction, note = grader.predict(image)
-        except ImageLoadError as err:
-            raise gr.Error(str(err)) from None
+    @_clear_errors
+    def api_predict(payload) -> dict:
+        prediction, note = grader.predict(grader.read_upload(_upload_path(payload)))
         return {"side": prediction.side, "scratch": prediction.scratch or None, "graded": bool(prediction.scratch),
                 "note": note.replace("**", ""), **grader.models}
 
-    def api_flag(path, corrected_side, corrected_scratch, comment) -> dict:
-        try:
-            record_id = grader.flag(grader.read_upload(path), corrected_side, corrected_scratch, comment)
-        except (ImageLoadError, CorrectionError) as err:
-            raise gr.Error(str(err)) from None
-        return {"record_id": record_id}
+    @_clear_errors
+    def api_flag(payload, corrected_side, corrected_scratch, comment) -> dict:
+        image = grader.read_upload(_upload_path(payload))
+        return {"record_id": grader.flag(image, corrected_side, corrected_scratch, comment)}
 
-    with gr.Blocks(title="phonegrade") as demo:
+    delete_cache = (max(1, upload_ttl_s // 4), upload_ttl_s) if upload_ttl_s else None
+    # One concurrency group for every event: `concurrency` bounds the requests running at once, not per event.
+    # preprocess=False: handlers get the raw payloads (see _upload_path).
+    limit = {"concurrency_id": "grader", "preprocess": False}
+    with gr.Blocks(title="phonegrade", delete_cache=delete_cache) as demo:
         gr.Markdown(_header(grader))
         with gr.Row():
             with gr.Column():
@@ -152,17 +194,18 @@ def build_demo(grader: Grader, examples: list[str] | None = None):
             status = gr.Markdown(elem_id="flag-status")
 
         outputs = [side_out, scratch_out, note]
-        image.change(ui_predict, image, outputs, api_visibility="private")
-        grade.click(ui_predict, image, outputs, api_visibility="private")
-        submit.click(ui_flag, [image, side_fix, scratch_fix, comment], status, api_visibility="private")
+        image.change(ui_predict, image, outputs, api_visibility="private", **limit)
+        grade.click(ui_predict, image, outputs, api_visibility="private", **limit)
+        submit.click(ui_flag, [image, side_fix, scratch_fix, comment], status, api_visibility="private", **limit)
 
         # Script-friendly endpoints with plain JSON results: /predict and /flag.
         with gr.Column(visible=False):
-            # gr.File, not gr.Image: the upload reaches load_image untouched, which gives the clear errors.
-            api_image = gr.File(type="filepath")
+            # A file, not an image: scripts send any file and get load_image's clear errors.
+            api_image = gr.File()
             api_side, api_scratch, api_comment = gr.Textbox(), gr.Textbox(), gr.Textbox()
             api_result = gr.JSON()
-            gr.Button().click(api_predict, api_image, api_result, api_name="predict")
+            gr.Button().click(api_predict, api_image, api_result, api_name="predict", **limit)
             gr.Button().click(api_flag, [api_image, api_side, api_scratch, api_comment], api_result,
-                              api_name="flag")
+                              api_name="flag", **limit)
+    demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     return demo

@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> dict:
     y_true, y_pred = evaluate_samples(classifier, samples, args.batch_size, args.workers)
     metrics = compute_metrics(y_true, y_pred, classifier.labels, classifier.task, classifier.arch)
     print(format_report(metrics))
+    if splits.skipped:
+        print(f"\nskipped {splits.skipped} unreadable files (named in the warnings above)")
     Path(args.output).mkdir(parents=True, exist_ok=True)
     write_metrics(metrics, args.output)
     print(f"\nwrote {Path(args.output) / 'metrics.json'} and confusion_matrix.png")

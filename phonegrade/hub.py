@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from PIL import Image
 from torch import nn
 
-from .data import IMAGENET_MEAN, IMAGENET_STD, eval_transform, load_image
+from .data import IMAGENET_MEAN, IMAGENET_STD, ImageLoadError, eval_transform, load_image
 from .labels import labels_for_task
 from .models import ARCHS, create_model
 
@@ -175,24 +175,30 @@ class PhoneGradeClassifier(nn.Module):
             return torch.empty(0, 3, self.image_size, self.image_size)
         return torch.stack(tensors)
 
-    @torch.inference_mode()
-    def predict_proba(self, images: Sequence, batch_size: int = 32) -> torch.Tensor:
-        if isinstance(images, (str, os.PathLike, bytes, Image.Image)):
-            images = [images]
+    def predict_proba(self, images, batch_size: int = 32, workers: int = 0,
+                      channels_last: bool = False) -> torch.Tensor:
+        """N × labels probabilities. `images`: one image, a sequence of them, or a `datasets.Dataset` with an
+        image column. For large sets: `workers` > 0 decodes and resizes in that many DataLoader processes, and
+        `channels_last` runs the convolutions faster (converting the weights in place; probabilities change
+        in the last bits, about 1e-7, so by default the standard layout keeps the numbers they had)."""
+        from .predict import image_sources, iter_probabilities
+
         was_training = self.training
-        self.eval()
         try:
-            batches = []
-            for start in range(0, len(images), batch_size):
-                pixels = self.preprocess(images[start:start + batch_size]).to(self.device)
-                batches.append(torch.softmax(self(pixels).float(), dim=1).cpu())
-            return torch.cat(batches) if batches else torch.empty(0, len(self.labels))
+            rows = []
+            for row, error in iter_probabilities(self, image_sources(images), batch_size, workers,
+                                                 channels_last=channels_last):
+                if error:
+                    raise ImageLoadError(error)
+                rows.append(row)
+            return torch.stack(rows) if rows else torch.empty(0, len(self.labels))
         finally:
             self.train(was_training)
 
-    def predict(self, images: Sequence, batch_size: int = 32) -> list[dict[str, float]]:
-        """Per-image {label: probability} dicts, in label order."""
-        probs = self.predict_proba(images, batch_size)
+    def predict(self, images, batch_size: int = 32, workers: int = 0,
+                channels_last: bool = False) -> list[dict[str, float]]:
+        """Per-image {label: probability} dicts, in label order (arguments as for `predict_proba`)."""
+        probs = self.predict_proba(images, batch_size, workers, channels_last)
         return [{label: float(p) for label, p in zip(self.labels, row, strict=True)} for row in probs]
 
 

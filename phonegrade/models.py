@@ -6,6 +6,7 @@ same classification head. Pretrained-weight handling lives here too, in `load_ba
 
 from __future__ import annotations
 
+import contextlib
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -187,10 +188,27 @@ class PhoneGradeNet(nn.Module):
         self.head = classification_head(width, num_classes)
         self.frozen_blocks = 0
 
+    def frozen_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of the frozen bottom blocks.
+
+        Their weights take no gradients, so unless the input itself asks for them (saliency maps) they run
+        without autograd: no graph is recorded and no activations are kept for a backward pass.
+        """
+        # Nothing frozen (loaded, exported models): the input is not inspected, so graph tracers see no branch.
+        without_autograd = self.frozen_blocks > 0 and not x.requires_grad
+        with torch.no_grad() if without_autograd else contextlib.nullcontext():
+            for block in self.blocks[: self.frozen_blocks]:
+                x = block(x)
+        return x
+
+    def trainable_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The main trunk's output, from the frozen blocks' output: the blocks that train."""
+        for block in self.blocks[self.frozen_blocks:]:
+            x = block(x)
+        return x
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        out = x
-        for block in self.blocks:
-            out = block(out)
+        out = self.trainable_features(self.frozen_features(x))
         if self.side_blocks is None:
             return out
         side = x
@@ -217,6 +235,22 @@ class PhoneGradeNet(nn.Module):
         for block in self.blocks[: self.frozen_blocks]:
             block.eval()
         return self
+
+
+class TrainableTop(nn.Module):
+    """The part of a PhoneGradeNet without a side trunk that trains, fed the frozen blocks' output instead of
+    images.
+
+    Training on features computed once (`train.py --cache-features`) runs only this; it holds the whole
+    net, so its state dict, optimizer groups and Accelerate wrapping cover the same parameters.
+    """
+
+    def __init__(self, net: PhoneGradeNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, frozen: torch.Tensor) -> torch.Tensor:
+        return self.net.head(self.net.trainable_features(frozen))
 
 
 def has_pretrained_backbone(arch: str) -> bool:

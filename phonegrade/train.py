@@ -31,13 +31,13 @@ from phonegrade.evaluate import compute_metrics, format_report, write_metrics
 from phonegrade.hub import PhoneGradeClassifier, push_model_folder, write_model_card
 from phonegrade.labels import TASK_LABELS
 from phonegrade.losses import balanced_class_weights, focal_loss
-from phonegrade.models import ARCHS, count_parameters, create_model, has_pretrained_backbone
+from phonegrade.models import ARCHS, TrainableTop, count_parameters, create_model, has_pretrained_backbone
 
 CHECKPOINT_DIR = "checkpoints"
 # Arguments recorded in config.json (paths to data and output are recorded elsewhere or not at all).
 TRAINING_KEYS = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "gamma",
                  "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at",
-                 "backbone_lr_scale", "mixed_precision")
+                 "backbone_lr_scale", "mixed_precision", "no_augment", "cache_features")
 BEST_WEIGHTS = "best.safetensors"
 
 
@@ -74,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="DataLoader worker processes")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="train on un-augmented images (the evaluation transform: resize and normalise only)")
+    parser.add_argument("--cache-features", action="store_true",
+                        help="run the frozen backbone blocks once over the (un-augmented) images and train the rest on "
+                             "their output, held in memory; needs --no-augment and frozen blocks, and no --unfreeze-at "
+                             "or WearNet side trunk")
     parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUTPUT_DIR/checkpoints/last if a previous run left one")
@@ -112,6 +118,37 @@ def build_optimizer(model, args) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, weight_decay=args.weight_decay)
 
 
+def check_feature_caching(net, args) -> None:
+    """--cache-features is right only when the frozen blocks and their input stay the same every epoch."""
+    problems = []
+    if not args.no_augment:
+        problems.append("augmentation shows the frozen blocks a different image every epoch: add --no-augment")
+    if net.frozen_blocks == 0:
+        problems.append("no backbone block is frozen (with --weights none all train; see --trainable-blocks)")
+    if args.unfreeze_at is not None:
+        problems.append("--unfreeze-at makes the frozen blocks train later")
+    if net.side_blocks is not None:
+        problems.append(f"the WearNet side trunk of {args.arch} trains on the images themselves")
+    if problems:
+        raise ValueError("--cache-features cannot be used here: " + "; ".join(problems))
+
+
+def cache_frozen_features(net, dataset, accelerator, args, progress) -> torch.utils.data.TensorDataset:
+    """(frozen blocks' output, label) for every image of `dataset`; each process computes a share and all
+    of them get the whole set."""
+    loader = accelerator.prepare_data_loader(
+        torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers))
+    net.to(accelerator.device).eval()
+    features, labels = [], []
+    with torch.no_grad():
+        for images, targets in progress(loader, desc="cache features"):
+            frozen = net.frozen_features(images.contiguous(memory_format=torch.channels_last))
+            batch_features, batch_labels = accelerator.gather_for_metrics((frozen, targets))
+            features.append(batch_features.cpu())
+            labels.append(batch_labels.cpu())
+    return torch.utils.data.TensorDataset(torch.cat(features), torch.cat(labels))
+
+
 def build_scheduler(optimizer, args):
     if args.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
@@ -124,7 +161,7 @@ def train_one_epoch(model, loader, optimizer, accelerator, loss_weights, args, p
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for images, targets in progress(loader, desc="train"):
-        logits = model(images)
+        logits = model(images.contiguous(memory_format=torch.channels_last))
         loss = focal_loss(logits, targets, args.gamma, loss_weights)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
@@ -142,7 +179,7 @@ def validate(model, loader, accelerator, loss_weights, args, progress) -> tuple[
     model.eval()
     losses, y_true, y_pred = [], [], []
     for images, targets in progress(loader, desc="val"):
-        logits = model(images)
+        logits = model(images.contiguous(memory_format=torch.channels_last))
         # gather_for_metrics drops the samples padded in to even out the last batch across processes.
         logits, targets = accelerator.gather_for_metrics((logits, targets))
         losses.append(focal_loss(logits, targets, args.gamma, loss_weights) * len(targets))
@@ -151,11 +188,10 @@ def validate(model, loader, accelerator, loss_weights, args, progress) -> tuple[
     return (torch.stack(losses).sum() / len(y_true)).item(), y_true, y_pred
 
 
-def _save_best(accelerator, model, path: Path) -> None:
+def _save_best(net, path: Path) -> None:
     from safetensors.torch import save_file
 
-    state = accelerator.unwrap_model(model).state_dict()
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(path))
+    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -188,23 +224,42 @@ def main(argv: list[str] | None = None) -> Path:
                       f"train per class {dict(zip(splits.labels, counts, strict=True))}"
                       + (f"; skipped {splits.skipped} unreadable files" if splits.skipped else ""))
 
-    model = create_model(args.arch, len(splits.labels), weights=weights, trainable_blocks=args.trainable_blocks)
-    trainable_blocks = len(model.blocks) - model.frozen_blocks
-    accelerator.print(f"model {args.arch} (weights {weights}): {count_parameters(model):,} parameters, "
-                      f"{count_parameters(model, trainable_only=True):,} trainable "
-                      f"({trainable_blocks}/{len(model.blocks)} backbone blocks)")
+    net = create_model(args.arch, len(splits.labels), weights=weights, trainable_blocks=args.trainable_blocks)
+    # Convolutions train faster in channels_last layout (oneDNN on CPUs, cuDNN on GPUs); batches are fed so too.
+    net.to(memory_format=torch.channels_last)
+    trainable_blocks = len(net.blocks) - net.frozen_blocks
+    accelerator.print(f"model {args.arch} (weights {weights}): {count_parameters(net):,} parameters, "
+                      f"{count_parameters(net, trainable_only=True):,} trainable "
+                      f"({trainable_blocks}/{len(net.blocks)} backbone blocks)")
+    if args.cache_features:
+        check_feature_caching(net, args)
     loss_weights = balanced_class_weights(counts) if args.class_weights == "auto" else None
 
     generator = torch.Generator().manual_seed(args.seed)
+    train_set = PhotoDataset(splits.train, eval_transform(args.image_size) if args.no_augment
+                             else train_transform(args.image_size))
+    val_set = PhotoDataset(splits.val, eval_transform(args.image_size))
+    model, train_workers = net, args.workers
+    if args.cache_features:
+        # The frozen blocks see every image once; each epoch then trains only the blocks above them, on
+        # features held in memory (nothing left to load in worker processes).
+        model, train_workers = TrainableTop(net), 0
+        started = time.time()
+        train_set = cache_frozen_features(net, train_set, accelerator, args, progress)
+        val_features = cache_frozen_features(net, val_set, accelerator, args, progress)
+        accelerator.print(f"cached the frozen blocks' output for {len(train_set)} train and {len(val_features)} val "
+                          f"images in {time.time() - started:.1f}s")
     train_loader = torch.utils.data.DataLoader(
-        PhotoDataset(splits.train, train_transform(args.image_size)), batch_size=args.batch_size, shuffle=True,
-        num_workers=args.workers, drop_last=len(splits.train) > args.batch_size, generator=generator)
-    val_loader = torch.utils.data.DataLoader(
-        PhotoDataset(splits.val, eval_transform(args.image_size)), batch_size=args.batch_size,
-        num_workers=args.workers, persistent_workers=args.workers > 0)
-    optimizer = build_optimizer(model, args)
+        train_set, batch_size=args.batch_size, shuffle=True, num_workers=train_workers,
+        drop_last=len(splits.train) > args.batch_size, generator=generator)
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=args.batch_size, num_workers=args.workers,
+                                             persistent_workers=args.workers > 0)
+    optimizer = build_optimizer(net, args)
     scheduler = build_scheduler(optimizer, args)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    # Validation after each epoch feeds the model what it trains on; the final evaluation always sees images.
+    epoch_val_loader = accelerator.prepare(torch.utils.data.DataLoader(val_features, batch_size=args.batch_size)) \
+        if args.cache_features else val_loader
     if scheduler is not None:
         # Stepped once per epoch on every process, so it is checkpointed but not wrapped by prepare.
         accelerator.register_for_checkpointing(scheduler)
@@ -223,18 +278,17 @@ def main(argv: list[str] | None = None) -> Path:
     if accelerator.is_main_process:
         checkpoints.mkdir(parents=True, exist_ok=True)
 
-    unwrapped = accelerator.unwrap_model(model)
     for epoch in range(state["epoch"] + 1, args.epochs + 1):
         started = time.time()
         # Shuffling, augmentation and dropout depend only on (seed, epoch), so a resumed run repeats them.
         set_seed(args.seed + epoch)
         generator.manual_seed(args.seed + epoch)
-        if args.unfreeze_at is not None and epoch >= args.unfreeze_at and unwrapped.frozen_blocks:
-            unwrapped.freeze(len(unwrapped.blocks))
+        if args.unfreeze_at is not None and epoch >= args.unfreeze_at and net.frozen_blocks:
+            net.freeze(len(net.blocks))
             accelerator.print(f"epoch {epoch}: all backbone blocks now train")
         train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, accelerator, loss_weights, args,
                                                 progress)
-        val_loss, y_true, y_pred = validate(model, val_loader, accelerator, loss_weights, args, progress)
+        val_loss, y_true, y_pred = validate(model, epoch_val_loader, accelerator, loss_weights, args, progress)
         val_acc = sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / len(y_true)
         lr = optimizer.param_groups[0]["lr"]
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -249,7 +303,7 @@ def main(argv: list[str] | None = None) -> Path:
             state["epochs_without_improvement"] += 1
         record = {"epoch": epoch, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 4),
                   "val_loss": round(val_loss, 5), "val_acc": round(val_acc, 4), "lr": lr,
-                  "seconds": round(time.time() - started, 1)}
+                  "seconds": round(time.time() - started, 2)}
         state["history"].append(record)
         state["epoch"] = epoch
         accelerator.print(f"epoch {epoch}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:.3f}  "
@@ -258,7 +312,7 @@ def main(argv: list[str] | None = None) -> Path:
 
         accelerator.wait_for_everyone()
         if accelerator.is_main_process and improved:
-            _save_best(accelerator, model, checkpoints / BEST_WEIGHTS)
+            _save_best(net, checkpoints / BEST_WEIGHTS)
         accelerator.save_state(str(checkpoints / "last"))
         if accelerator.is_main_process:
             (checkpoints / "last" / "trainer_state.json").write_text(json.dumps(state, indent=1))
@@ -271,7 +325,7 @@ def main(argv: list[str] | None = None) -> Path:
     config = {
         "library": "phonegrade", "task": args.task, "arch": args.arch, "labels": list(splits.labels),
         "image_size": args.image_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-        "num_parameters": count_parameters(unwrapped), "dataset": splits.source,
+        "num_parameters": count_parameters(net), "dataset": splits.source,
         "data_description": args.data_description,
         "n_train": len(splits.train),
         "corrections_used": (corrections["added_train"] + corrections["added_val"] + corrections["relabelled"])

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import subprocess
 import sys
@@ -96,6 +97,23 @@ def running_app(trained_side_model, trained_scratch_model, tmp_path_factory):
     try:
         wait_for_http(url, process)
         yield {"url": url, "corrections": corrections, "process": process}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def serve_app(*args: str, env: dict[str, str] | None = None):
+    """`python app.py ARGS` on a free loopback port; yields {"url", "process"} and stops it afterwards."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *args], cwd=ROOT,
+                               env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False",
+                                    "no_proxy": "127.0.0.1,localhost", **(env or {})},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, process)
+        yield {"url": url, "process": process}
     finally:
         process.terminate()
         process.wait(timeout=30)

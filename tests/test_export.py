@@ -1,0 +1,86 @@
+import json
+import re
+
+import pytest
+import torch
+
+from phonegrade import PhoneGradeClassifier
+from phonegrade.cli import main as cli_main
+from phonegrade.export import compare, labelled_images, load_exported
+
+
+@pytest.fixture(scope="module")
+def tiny_mobilenet(tmp_path_factory, side_data):
+    """An untrained mobilenet_v2 side model at 32 px whose BatchNorm statistics come from a few photos, so that
+    its activations have realistic ranges for int8 calibration."""
+    torch.manual_seed(0)
+    classifier = PhoneGradeClassifier({"task": "side", "arch": "mobilenet_v2", "labels": ["front", "back", "none"],
+                                       "image_size": 32})
+    pixels, _, _ = labelled_images(classifier, str(side_data), "train", 30)
+    classifier.train()
+    with torch.no_grad():
+        classifier(pixels)
+    folder = tmp_path_factory.mktemp("tiny-mobilenet")
+    classifier.eval().save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("int8", [False, True], ids=["fp32", "int8"])
+@pytest.mark.parametrize("which", ["wearnet", "mobilenet_v2"])
+def test_export_round_trip_agrees_with_the_original(which, fmt, int8, trained_side_model, tiny_mobilenet, side_data,
+                                                    tmp_path, capsys):
+    folder = {"wearnet": trained_side_model, "mobilenet_v2": tiny_mobilenet}[which]
+    output = tmp_path / f"model{'.int8' if int8 else ''}.{fmt}"
+    # Barely trained models have near-tied probabilities, so int8 may flip top-1 labels: the gate is for fp32.
+    args = ["export", "--model", str(folder), "--format", fmt, "--output", str(output), "--data", str(side_data),
+            "--min-agreement", "0" if int8 else "1"] + (["--int8"] if int8 else [])
+    assert cli_main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {output}" in printed
+    agreement, difference = re.search(r"top-1 agreement ([\d.]+)%, max probability difference ([\d.]+)", printed).groups()
+
+    model = PhoneGradeClassifier.from_pretrained(folder)
+    pixels, labels, _ = labelled_images(model, str(side_data), "val", 100)
+    result = compare(model, load_exported(output), pixels, labels)
+    assert f"{100 * result['top1_agreement']:.1f}" == agreement
+    assert f"{result['max_probability_difference']:.4f}" == difference
+    if int8:
+        assert result["max_probability_difference"] < 0.05
+        # int8 weights for the trunk; the head stays fp32 (phonegrade.export.TRUNK_OPS)
+        assert output.stat().st_size < 0.7 * (folder / "model.safetensors").stat().st_size
+    else:
+        assert result["top1_agreement"] == 1.0 and result["max_probability_difference"] < 1e-4
+    # Any batch size, not just the one traced or exported with.
+    assert load_exported(output)(pixels[:5]).shape == (5, 3)
+
+
+def test_onnx_file_carries_labels_and_preprocessing(trained_side_model, tmp_path):
+    import onnx
+
+    output = tmp_path / "m.onnx"
+    assert cli_main(["export", "--model", str(trained_side_model), "--format", "onnx", "--output", str(output),
+                     "--check-images", "6"]) == 0
+    metadata = {p.key: json.loads(p.value) for p in onnx.load(str(output)).metadata_props}
+    assert metadata["labels"] == ["front", "back", "none"] and metadata["image_size"] == 48
+    assert metadata["mean"] == pytest.approx([0.485, 0.456, 0.406])
+
+
+def test_default_output_goes_next_to_the_weights(trained_side_model, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained_side_model, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    assert cli_main(["export", "--model", str(folder), "--format", "torchscript", "--check-images", "6"]) == 0
+    assert (folder / "model.torchscript.pt").is_file()
+
+
+def test_disagreeing_export_fails_the_check(trained_side_model, tmp_path, capsys, monkeypatch):
+    import phonegrade.export
+
+    original = PhoneGradeClassifier.from_pretrained(trained_side_model)
+    # An "export" whose top label is always the original's least likely one.
+    monkeypatch.setattr(phonegrade.export, "load_exported", lambda path: lambda pixels: -original(pixels))
+    assert cli_main(["export", "--model", str(trained_side_model), "--format", "torchscript", "--output",
+                     str(tmp_path / "m.pt"), "--check-images", "6"]) == 1
+    assert "agrees with the original on fewer than 95%" in capsys.readouterr().err
