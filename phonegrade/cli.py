@@ -1,4 +1,4 @@
-"""The `phonegrade` command: synth, train, evaluate, predict, export, corrections."""
+"""The `phonegrade` command: synth, train, crossval, evaluate, predict, export, corrections."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def _train(args: argparse.Namespace) -> None:
     from .train import main as train_main
 
     train_main(args)
+
+
+def _crossval(args: argparse.Namespace) -> None:
+    from .crossval import run
+
+    run(args)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -91,6 +97,7 @@ def _corrections(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .crossval import add_arguments as add_crossval_arguments
     from .evaluate import add_arguments as add_evaluate_arguments
     from .export import add_arguments as add_export_arguments
     from .predict import add_arguments as add_predict_arguments
@@ -117,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Train a classifier; same as `accelerate launch phonegrade/train.py`.")
     add_train_arguments(train)
     train.set_defaults(func=_train)
+
+    crossval = commands.add_parser("crossval", formatter_class=formatter,
+                                   help="stratified k-fold cross-validation of a training recipe",
+                                   description="Train the same recipe on k stratified folds (per seed) and "
+                                               "report accuracy, macro F1 and per-class recall as mean ± std.")
+    add_crossval_arguments(crossval)
+    crossval.set_defaults(func=_crossval)
 
     evaluate = commands.add_parser("evaluate", formatter_class=formatter,
                                    help="accuracy, confusion matrix and per-class report of a model on data")

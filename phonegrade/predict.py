@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from .data import IMAGE_EXTENSIONS, ImageLoadError, load_image, undecoded_image_loaders
+from .utils import pooled_cpu_processes
 
 # Anything `load_image` reads, an already preprocessed C×H×W tensor, or a function returning what `load_image` reads.
 ImageSource = str | os.PathLike | bytes | Image.Image | torch.Tensor | Callable[[], str | bytes | Image.Image]
@@ -187,16 +188,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def process_state():
-    """Accelerate's view of this process: its share of the work and its device.
-
-    Accelerate pools CPU-only processes (over gloo) only when told to use the CPU, and `accelerate launch --cpu`
-    starts a single process; so on a machine without a GPU, processes started by `accelerate launch --multi_gpu`
-    or torchrun are treated as CPU workers.
-    """
+    """Accelerate's view of this process: its share of the work and its device."""
     from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
 
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
+    return PartialState(cpu=pooled_cpu_processes())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,32 +25,40 @@ if __package__ in (None, ""):  # run as a file (accelerate launch phonegrade/tra
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from phonegrade.corrections import load_correction_rows, merge_corrections
-from phonegrade.data import IMAGENET_MEAN, IMAGENET_STD, PhotoDataset, eval_transform, label_counts, load_splits, \
-    train_transform
+from phonegrade.data import IMAGENET_MEAN, IMAGENET_STD, PhotoDataset, Splits, eval_transform, label_counts, \
+    load_splits, train_transform
 from phonegrade.evaluate import compute_metrics, format_report, write_metrics
 from phonegrade.hub import PhoneGradeClassifier, push_model_folder, write_model_card
 from phonegrade.labels import TASK_LABELS
 from phonegrade.losses import balanced_class_weights, focal_loss
 from phonegrade.models import ARCHS, TrainableTop, count_parameters, create_model, has_pretrained_backbone
+from phonegrade.utils import pooled_cpu_processes
 
 CHECKPOINT_DIR = "checkpoints"
 # Arguments recorded in config.json (paths to data and output are recorded elsewhere or not at all).
 TRAINING_KEYS = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "gamma",
                  "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at",
-                 "backbone_lr_scale", "mixed_precision", "no_augment", "cache_features")
+                 "backbone_lr_scale", "mixed_precision", "no_augment", "cache_features", "init_from")
 BEST_WEIGHTS = "best.safetensors"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> None:
+    """Training options; single_run=False leaves out those that concern one run's data split and output
+    (cross-validation makes its own splits)."""
     parser.add_argument("--task", required=True, choices=sorted(TASK_LABELS), help="which classifier to train")
     parser.add_argument("--arch", default="mobilenet_v2", choices=ARCHS, help="model architecture")
     parser.add_argument("--data", required=True,
                         help="imagefolder (with or without train/ and val/), `datasets` folder saved with "
                              "save_to_disk, or a Hub dataset id")
-    parser.add_argument("--output-dir", required=True, help="folder that becomes the model repo")
+    parser.add_argument("--output-dir", required=True,
+                        help="folder that becomes the model repo" if single_run
+                        else "folder for the folds' model folders and crossval.json")
     parser.add_argument("--weights", default=None,
                         help="initial backbone weights: none, imagenet, or a path to a torchvision .pth / "
                              ".safetensors state dict (default: imagenet, or none for wearnet)")
+    parser.add_argument("--init-from", metavar="MODEL",
+                        help="start from a trained phonegrade model (folder or Hub id) of the same arch and "
+                             "task, e.g. one pre-trained on `phonegrade synth` renders, instead of --weights")
     parser.add_argument("--trainable-blocks", type=int, default=None,
                         help="train only the top K blocks of the backbone (default: per-arch with pretrained "
                              "weights, all blocks from scratch)")
@@ -69,8 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", choices=("plateau", "cosine", "none"), default="plateau")
     parser.add_argument("--patience", type=int, default=7,
                         help="stop after this many epochs without a lower validation loss (0: never stop early)")
-    parser.add_argument("--val-fraction", type=float, default=0.2,
-                        help="validation share when the data has no validation split (stratified)")
+    if single_run:
+        parser.add_argument("--val-fraction", type=float, default=0.2,
+                            help="validation share when the data has no validation split (stratified)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="DataLoader worker processes")
@@ -81,10 +90,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "their output, held in memory; needs --no-augment and frozen blocks, and no --unfreeze-at "
                              "or WearNet side trunk")
     parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from OUTPUT_DIR/checkpoints/last if a previous run left one")
     parser.add_argument("--data-description", metavar="TEXT",
                         help="what the training data is, for the model card and the demo page")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    if not single_run:
+        return
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUTPUT_DIR/checkpoints/last if a previous run left one")
     parser.add_argument("--corrections", metavar="REPO_OR_DIR",
                         help="merge users' corrections (a corrections folder or Hub dataset id) into training")
     parser.add_argument("--corrections-in-val", action="store_true",
@@ -92,7 +104,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "corrections only train, and validation stays the base data's)")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the finished model folder to this repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,6 +114,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def resolve_weights(args: argparse.Namespace) -> str:
+    if args.init_from:
+        if args.weights not in (None, "none"):
+            raise ValueError("--init-from and --weights both set the starting weights: give one of them")
+        return "none"
     if args.weights is None:
         return "imagenet" if has_pretrained_backbone(args.arch) else "none"
     return args.weights
@@ -157,7 +172,9 @@ def build_scheduler(optimizer, args):
     return None
 
 
-def train_one_epoch(model, loader, optimizer, accelerator, loss_weights, args, progress) -> tuple[float, float]:
+def train_one_epoch(model, loader, optimizer, accelerator, loss_weights, args,
+                    progress) -> tuple[float, float, int]:
+    """Mean loss and accuracy over the epoch's training images, and how many images all processes trained on."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for images, targets in progress(loader, desc="train"):
@@ -171,7 +188,7 @@ def train_one_epoch(model, loader, optimizer, accelerator, loss_weights, args, p
         seen += len(targets)
     # Each process saw its own shard: combine them.
     totals = accelerator.reduce(torch.tensor([total_loss, correct, seen], device=accelerator.device), "sum")
-    return (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
+    return (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item(), int(totals[2].item())
 
 
 @torch.no_grad()
@@ -188,13 +205,23 @@ def validate(model, loader, accelerator, loss_weights, args, progress) -> tuple[
     return (torch.stack(losses).sum() / len(y_true)).item(), y_true, y_pred
 
 
+def load_initial_model(net, source: str, task: str, arch: str) -> None:
+    """Copy a trained phonegrade model's weights into `net` (a fresh model of the same arch and task)."""
+    start = PhoneGradeClassifier.from_pretrained(source)
+    if (start.task, start.arch) != (task, arch):
+        raise ValueError(f"--init-from {source} is a {start.arch} {start.task} model; this run trains a "
+                         f"{arch} {task} model")
+    net.load_state_dict(start.net.state_dict())
+
+
 def _save_best(net, path: Path) -> None:
     from safetensors.torch import save_file
 
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
 
 
-def main(argv: list[str] | None = None) -> Path:
+def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | None = None) -> Path:
+    """Train, evaluate and write the model folder. `splits` replaces loading --data (cross-validation folds)."""
     args = parse_args(argv) if not isinstance(argv, argparse.Namespace) else argv
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -202,14 +229,15 @@ def main(argv: list[str] | None = None) -> Path:
     from tqdm.auto import tqdm
 
     out = Path(args.output_dir)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=pooled_cpu_processes())
     weights = resolve_weights(args)
 
     def progress(iterable, desc):
         return tqdm(iterable, desc=desc, leave=False, disable=args.no_progress or not accelerator.is_main_process)
 
     set_seed(args.seed)
-    splits = load_splits(args.data, args.task, args.val_fraction, args.seed)
+    if splits is None:
+        splits = load_splits(args.data, args.task, args.val_fraction, args.seed)
     corrections = None
     if args.corrections:
         rows = load_correction_rows(args.corrections)
@@ -225,12 +253,16 @@ def main(argv: list[str] | None = None) -> Path:
                       + (f"; skipped {splits.skipped} unreadable files" if splits.skipped else ""))
 
     net = create_model(args.arch, len(splits.labels), weights=weights, trainable_blocks=args.trainable_blocks)
+    if args.init_from:
+        load_initial_model(net, args.init_from, args.task, args.arch)
     # Convolutions train faster in channels_last layout (oneDNN on CPUs, cuDNN on GPUs); batches are fed so too.
     net.to(memory_format=torch.channels_last)
     trainable_blocks = len(net.blocks) - net.frozen_blocks
-    accelerator.print(f"model {args.arch} (weights {weights}): {count_parameters(net):,} parameters, "
+    starting_point = f"from {args.init_from}" if args.init_from else f"weights {weights}"
+    accelerator.print(f"model {args.arch} ({starting_point}): {count_parameters(net):,} parameters, "
                       f"{count_parameters(net, trainable_only=True):,} trainable "
-                      f"({trainable_blocks}/{len(net.blocks)} backbone blocks)")
+                      f"({trainable_blocks}/{len(net.blocks)} backbone blocks); {accelerator.num_processes} "
+                      f"process{'es' if accelerator.num_processes > 1 else ''} on {accelerator.device.type}")
     if args.cache_features:
         check_feature_caching(net, args)
     loss_weights = balanced_class_weights(counts) if args.class_weights == "auto" else None
@@ -286,7 +318,7 @@ def main(argv: list[str] | None = None) -> Path:
         if args.unfreeze_at is not None and epoch >= args.unfreeze_at and net.frozen_blocks:
             net.freeze(len(net.blocks))
             accelerator.print(f"epoch {epoch}: all backbone blocks now train")
-        train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, accelerator, loss_weights, args,
+        train_loss, train_acc, train_images = train_one_epoch(model, train_loader, optimizer, accelerator, loss_weights, args,
                                                 progress)
         val_loss, y_true, y_pred = validate(model, epoch_val_loader, accelerator, loss_weights, args, progress)
         val_acc = sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / len(y_true)
@@ -301,7 +333,8 @@ def main(argv: list[str] | None = None) -> Path:
             state.update(best_val_loss=val_loss, best_epoch=epoch, epochs_without_improvement=0)
         else:
             state["epochs_without_improvement"] += 1
-        record = {"epoch": epoch, "train_loss": round(train_loss, 5), "train_acc": round(train_acc, 4),
+        record = {"epoch": epoch, "train_images": train_images, "train_loss": round(train_loss, 5),
+                  "train_acc": round(train_acc, 4),
                   "val_loss": round(val_loss, 5), "val_acc": round(val_acc, 4), "lr": lr,
                   "seconds": round(time.time() - started, 2)}
         state["history"].append(record)

@@ -35,11 +35,15 @@ def trained_side_model(side_data, tmp_path_factory) -> Path:
 def run_train(args: list[str], launcher: str = "python", processes: int = 1, check: bool = True,
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     if launcher == "accelerate":
+        # `--cpu` always starts a single process; `--multi_gpu` starts several (torchrun), which pool over the
+        # CPU when there is no GPU.
+        devices = ["--cpu"] if processes == 1 else ["--multi_gpu", "--main_process_port", "0"]
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu"]
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *devices]
     else:
         cmd = [sys.executable]
-    env = {**os.environ, "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", **(env or {})}
+    env = {**os.environ, "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
+           **({"OMP_NUM_THREADS": "1"} if processes > 1 else {}), **(env or {})}
     result = subprocess.run([*cmd, str(ROOT / "phonegrade" / "train.py"), "--no-progress", *args], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:

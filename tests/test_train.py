@@ -62,12 +62,17 @@ def test_resumed_run_ends_like_an_uninterrupted_one(side_data, tmp_path):
         json.loads((tmp_path / "split" / "metrics.json").read_text())
 
 
-def test_two_processes_score_every_validation_image_once(side_data, tmp_path):
-    run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir", str(tmp_path),
-               "--epochs", "1", "--image-size", "32", "--batch-size", "5", "--workers", "0"],
-              launcher="accelerate", processes=2)
+def test_two_processes_share_the_training_images_and_score_every_validation_image_once(side_data, tmp_path):
+    result = run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir",
+                        str(tmp_path), "--epochs", "1", "--image-size", "32", "--batch-size", "5", "--workers", "0"],
+                       launcher="accelerate", processes=2)
+    assert "2 processes on cpu" in result.stdout
+    splits = load_splits(side_data, "side")
+    # Each process trains on its own shard (batches of 5, the last uneven one dropped), not on all the images.
+    epoch = json.loads((tmp_path / "training_log.jsonl").read_text().splitlines()[0])
+    assert len(splits.train) - 2 * 5 < epoch["train_images"] <= len(splits.train)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    n_val = len(load_splits(side_data, "side").val)
+    n_val = len(splits.val)
     assert metrics["n_val"] == n_val  # 12 images over 2 processes × batches of 5: padding must not count
     assert sum(map(sum, metrics["confusion_matrix"])) == n_val
 

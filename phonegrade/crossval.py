@@ -1,0 +1,104 @@
+"""Stratified k-fold cross-validation of a training recipe.
+
+    phonegrade crossval --task side --arch wearnet --data DIR --folds 5 --seeds 0 1 --output-dir OUT ...
+
+Every fold is an ordinary `train.py` run (same arguments) on k-1 folds, validated on the held-out fold, so
+a few hundred photos give a mean ± std instead of one lucky 80/20 split. OUT/fold-S-K/ holds each run's
+model folder; OUT/crossval.json the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from .data import Sample, Splits, load_splits
+
+
+# Training options that make no sense for a fold (resuming, corrections, uploading) are off.
+SINGLE_RUN_DEFAULTS = {"resume": False, "corrections": None, "corrections_in_val": False, "push_to_hub": None,
+                       "private": False, "val_fraction": None}
+
+
+def kfold_splits(samples: list[Sample], folds: int, seed: int) -> list[tuple[list[Sample], list[Sample]]]:
+    """(train, val) pairs of a stratified, shuffled k-fold split; every sample is in exactly one val fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = [s.label for s in samples]
+    smallest = min(np.bincount(labels))
+    if folds < 2 or smallest < folds:
+        raise ValueError(f"{folds}-fold cross-validation needs at least {max(folds, 2)} images per class and "
+                         f"--folds ≥ 2; the smallest class has {smallest}")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [([samples[i] for i in train], [samples[i] for i in val])
+            for train, val in splitter.split(np.zeros(len(samples)), labels)]
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": round(statistics.fmean(values), 4),
+            "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
+
+
+def summarize_folds(fold_metrics: list[dict], labels: list[str]) -> dict:
+    """Mean ± std over folds of accuracy, macro F1 and per-class recall, plus the pooled confusion matrix."""
+    pooled = np.sum([m["confusion_matrix"] for m in fold_metrics], axis=0)
+    return {
+        "folds_run": len(fold_metrics),
+        "accuracy": mean_std([m["accuracy"] for m in fold_metrics]),
+        "macro_f1": mean_std([m["macro_f1"] for m in fold_metrics]),
+        "recall": {label: mean_std([m["per_class"][label]["recall"] for m in fold_metrics]) for label in labels},
+        "labels": labels,
+        "pooled_confusion_matrix": pooled.tolist(),
+        "fold_accuracy": [m["accuracy"] for m in fold_metrics],
+    }
+
+
+def format_summary(summary: dict) -> str:
+    acc, f1 = summary["accuracy"], summary["macro_f1"]
+    lines = [f"{summary['folds_run']} runs: accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, "
+             f"macro F1 {f1['mean']:.3f} ± {f1['std']:.3f}",
+             "recall  " + "  ".join(f"{label} {r['mean']:.3f} ± {r['std']:.3f}"
+                                    for label, r in summary["recall"].items()),
+             "pooled confusion matrix (rows true, columns predicted):"]
+    width = max(len(label) for label in summary["labels"])
+    lines += [f"  {label:>{width}} " + " ".join(f"{n:5d}" for n in row)
+              for label, row in zip(summary["labels"], summary["pooled_confusion_matrix"], strict=True)]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict:
+    from .train import main as train_main
+
+    out = Path(args.output_dir)
+    source = load_splits(args.data, args.task)
+    samples = source.train + source.val  # the whole set: the folds make their own splits
+    fold_metrics = []
+    for seed in args.seeds:
+        for k, (train, val) in enumerate(kfold_splits(samples, args.folds, seed), start=1):
+            name = f"fold-{seed}-{k}"
+            print(f"\n== {name}: seed {seed}, fold {k}/{args.folds}, {len(train)} train / {len(val)} val", flush=True)
+            fold_args = argparse.Namespace(**{**vars(args), **SINGLE_RUN_DEFAULTS, "seed": seed,
+                                              "output_dir": str(out / name)})
+            folder = train_main(fold_args, splits=Splits(train, val, source.labels, f"{source.source} ({name})"))
+            fold_metrics.append(json.loads((folder / "metrics.json").read_text()))
+    summary = {"task": args.task, "arch": args.arch, "data": str(args.data), "folds": args.folds,
+               "seeds": args.seeds, "n_images": len(samples),
+               **summarize_folds(fold_metrics, list(source.labels)),
+               "training": {k: v for k, v in vars(args).items() if k not in ("func", "command", "data", "output_dir")}}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "crossval.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print("\n" + format_summary(summary) + f"\n\nsummary: {out / 'crossval.json'}")
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .train import add_arguments as add_train_arguments
+
+    add_train_arguments(parser, single_run=False)
+    parser.add_argument("--folds", type=int, default=5, help="k of the stratified k-fold split")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="repeat the k folds for each seed (fold assignment and training seed)")

@@ -1,0 +1,99 @@
+import json
+import statistics
+from collections import Counter
+
+import pytest
+import torch
+
+from phonegrade.cli import main as cli_main
+from phonegrade.crossval import kfold_splits, summarize_folds
+from phonegrade.data import Sample
+from phonegrade.hub import PhoneGradeClassifier
+from phonegrade.models import create_model
+from phonegrade.train import load_initial_model
+
+from .conftest import run_train
+
+
+def _samples(per_class: list[int]) -> list[Sample]:
+    return [Sample(load=lambda: "", label=label, key=f"{label}-{i}")
+            for label, n in enumerate(per_class) for i in range(n)]
+
+
+def test_every_image_is_validated_exactly_once_per_seed_with_classes_balanced_across_folds():
+    samples = _samples([20, 15, 11])
+    folds = kfold_splits(samples, folds=5, seed=3)
+    assert len(folds) == 5
+    val_keys = [s.key for _, val in folds for s in val]
+    assert sorted(val_keys) == sorted(s.key for s in samples)
+    for train, val in folds:
+        assert not {s.key for s in train} & {s.key for s in val}
+        assert len(train) + len(val) == len(samples)
+        per_class = Counter(s.label for s in val)
+        assert per_class[0] == 4 and per_class[1] == 3 and per_class[2] in (2, 3)
+    assert [s.key for s in kfold_splits(samples, 5, seed=3)[0][1]] == [s.key for s in folds[0][1]]
+    assert [s.key for s in kfold_splits(samples, 5, seed=4)[0][1]] != [s.key for s in folds[0][1]]
+
+
+def test_too_few_images_per_class_for_the_folds_is_a_clear_error():
+    with pytest.raises(ValueError, match="at least 5 images per class.*smallest class has 4"):
+        kfold_splits(_samples([10, 10, 4]), folds=5, seed=0)
+
+
+def test_summary_is_mean_and_sample_std_over_folds_with_a_pooled_confusion_matrix():
+    labels = ["front", "back", "none"]
+
+    def fold(accuracy, recalls, matrix):
+        return {"accuracy": accuracy, "macro_f1": accuracy - 0.1, "confusion_matrix": matrix,
+                "per_class": {label: {"recall": r} for label, r in zip(labels, recalls, strict=True)}}
+
+    folds = [fold(0.9, [1.0, 0.8, 0.9], [[2, 0, 0], [1, 4, 0], [0, 0, 3]]),
+             fold(0.7, [0.5, 0.9, 0.7], [[1, 1, 0], [0, 5, 0], [1, 0, 2]])]
+    summary = summarize_folds(folds, labels)
+    assert summary["accuracy"] == {"mean": 0.8, "std": round(statistics.stdev([0.9, 0.7]), 4)}
+    assert summary["recall"]["front"] == {"mean": 0.75, "std": round(statistics.stdev([1.0, 0.5]), 4)}
+    assert summary["pooled_confusion_matrix"] == [[3, 1, 0], [1, 9, 0], [1, 0, 5]]
+    assert summary["folds_run"] == 2
+
+
+def test_crossval_command_trains_each_fold_and_reports_what_the_folds_measured(side_data, tmp_path, capsys):
+    out = tmp_path / "cv"
+    code = cli_main(["crossval", "--task", "side", "--arch", "wearnet", "--data", str(side_data), "--folds", "3",
+                     "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+                     "--output-dir", str(out), "--no-progress"])
+    assert code == 0
+    summary = json.loads((out / "crossval.json").read_text())
+    folds = [json.loads((out / f"fold-0-{k}" / "metrics.json").read_text()) for k in (1, 2, 3)]
+    assert summary["n_images"] == 36  # side_data: 12 per class over train/ and val/
+    assert sum(f["n_val"] for f in folds) == 36
+    assert summary["fold_accuracy"] == [f["accuracy"] for f in folds]
+    assert summary["accuracy"]["mean"] == round(statistics.fmean(f["accuracy"] for f in folds), 4)
+    assert sum(map(sum, summary["pooled_confusion_matrix"])) == 36
+    assert "3 runs: accuracy" in capsys.readouterr().out
+
+
+def test_init_from_starts_training_from_another_models_weights(trained_side_model, side_data, tmp_path):
+    start = PhoneGradeClassifier.from_pretrained(trained_side_model)
+    net = create_model("wearnet", 3)
+    load_initial_model(net, str(trained_side_model), "side", "wearnet")
+    for name, tensor in start.net.state_dict().items():
+        assert torch.equal(net.state_dict()[name], tensor), name
+
+    with pytest.raises(ValueError, match="is a wearnet side model; this run trains a wearnet scratch model"):
+        load_initial_model(create_model("wearnet", 3), str(trained_side_model), "scratch", "wearnet")
+
+    out = tmp_path / "fine-tuned"
+    run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir", str(out),
+               "--init-from", str(trained_side_model), "--epochs", "1", "--image-size", "48", "--batch-size", "8",
+               "--workers", "0"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["init_from"] == str(trained_side_model)
+    assert str(trained_side_model) in (out / "README.md").read_text()
+
+
+def test_init_from_together_with_imagenet_weights_is_refused(trained_side_model, side_data, tmp_path):
+    result = run_train(["--task", "side", "--arch", "wearnet+mobilenet_v2", "--data", str(side_data),
+                        "--output-dir", str(tmp_path / "x"), "--init-from", str(trained_side_model),
+                        "--weights", "imagenet", "--epochs", "1"], check=False)
+    assert result.returncode == 2
+    assert "--init-from and --weights both set the starting weights" in result.stderr
