@@ -89,7 +89,7 @@ def evaluate_samples(classifier, samples, batch_size: int = 32, workers: int = 0
 
     from .data import PhotoDataset
 
-    loader = torch.utils.data.DataLoader(PhotoDataset(samples, classifier.transform), batch_size=batch_size,
+    loader = torch.utils.data.DataLoader(PhotoDataset(samples, classifier.transform, classifier.image_size), batch_size=batch_size,
                                          num_workers=workers)
     y_true, y_pred = [], []
     with torch.inference_mode():

@@ -60,7 +60,7 @@ def labelled_images(classifier, data: str | None, split: str, count: int) -> tup
     splits = load_splits(data, classifier.task, training.get("val_fraction", 0.2), training.get("seed", 0))
     samples = splits.train if split == "train" else splits.val
     chosen = samples[::max(1, -(-len(samples) // count))]  # an even stride keeps the split's label mix
-    pixels, labels = zip(*PhotoDataset(chosen, classifier.transform), strict=True)
+    pixels, labels = zip(*PhotoDataset(chosen, classifier.transform, classifier.image_size), strict=True)
     return torch.stack(pixels), torch.tensor(labels), f"{len(chosen)} {split} images of {data}"
 
 

@@ -170,7 +170,7 @@ class PhoneGradeClassifier(nn.Module):
             if isinstance(image, torch.Tensor):
                 tensors.extend(image if image.dim() == 4 else [image])
             else:
-                tensors.append(self.transform(load_image(image)))
+                tensors.append(self.transform(load_image(image, min_side=decode_side(self.image_size))))
         if not tensors:
             return torch.empty(0, 3, self.image_size, self.image_size)
         return torch.stack(tensors)

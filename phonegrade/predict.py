@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .data import IMAGE_EXTENSIONS, ImageLoadError, load_image, undecoded_image_loaders
+from .data import IMAGE_EXTENSIONS, ImageLoadError, decode_side, load_image, undecoded_image_loaders
 from .utils import pooled_cpu_processes
 
 # Anything `load_image` reads, an already preprocessed C×H×W tensor, or a function returning what `load_image` reads.
@@ -47,7 +47,8 @@ class InferenceImages(torch.utils.data.Dataset):
         if isinstance(source, torch.Tensor):
             return source, ""
         try:
-            return self.transform(load_image(source() if callable(source) else source)), ""
+            return self.transform(load_image(source() if callable(source) else source,
+                                                 min_side=decode_side(self.image_size))), ""
         except ImageLoadError as err:
             return torch.zeros(3, self.image_size, self.image_size), str(err)
 

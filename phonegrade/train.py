@@ -269,8 +269,8 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
 
     generator = torch.Generator().manual_seed(args.seed)
     train_set = PhotoDataset(splits.train, eval_transform(args.image_size) if args.no_augment
-                             else train_transform(args.image_size))
-    val_set = PhotoDataset(splits.val, eval_transform(args.image_size))
+                             else train_transform(args.image_size), args.image_size)
+    val_set = PhotoDataset(splits.val, eval_transform(args.image_size), args.image_size)
     model, train_workers = net, args.workers
     if args.cache_features:
         # The frozen blocks see every image once; each epoch then trains only the blocks above them, on

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import v2 as T
 
 from phonegrade.data import (ImageLoadError, PhotoDataset, Sample, eval_transform, imagefolder_samples, load_image,
                              load_splits, stratified_split)
@@ -159,3 +160,40 @@ def test_eval_transform_gives_normalised_square_tensor():
     tensor = eval_transform(32)(Image.new("RGB", (100, 50), (124, 116, 104)))
     assert tensor.shape == (3, 32, 32) and tensor.dtype == torch.float32
     assert tensor.abs().max() < 0.05  # the ImageNet mean colour normalises to about zero
+
+
+def _smooth_photo(width: int, height: int) -> Image.Image:
+    """A photo-like image: smooth gradients, so that scaled decoding and full decoding can be compared."""
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 255 // width, y * 255 // height, (x + y) * 255 // (width + height)], axis=-1)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale_but_never_below_min_side():
+    buffer = io.BytesIO()
+    _smooth_photo(2000, 1500).save(buffer, "JPEG", quality=90)
+    assert load_image(buffer.getvalue()).size == (2000, 1500)
+    assert load_image(buffer.getvalue(), min_side=256).size == (500, 375)  # 1/4 scale; 1/8 would give 188 < 256
+    assert load_image(buffer.getvalue(), min_side=1000).size == (2000, 1500)  # 1/2 would give 750 < 1000
+    png = io.BytesIO()
+    _smooth_photo(2000, 1500).save(png, "PNG")
+    assert load_image(png.getvalue(), min_side=256).size == (2000, 1500)  # only JPEG decoders scale
+
+
+def test_reduced_decoding_and_shrinking_keep_the_model_input_nearly_the_same():
+    photo = _smooth_photo(2400, 1800)
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=95)
+    fast = eval_transform(64)(load_image(buffer.getvalue(), min_side=128))
+    exact = T.Compose([T.PILToTensor(), T.Resize((64, 64), antialias=True), T.ToDtype(torch.float32, scale=True),
+                       T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])(photo)
+    assert fast.shape == exact.shape == (3, 64, 64)
+    assert (fast - exact).abs().max() < 0.1  # about 5 of 255 grey levels after normalisation
+
+
+def test_photo_dataset_decodes_at_twice_the_model_input(tmp_path):
+    path = _write(tmp_path / "big.jpg", _smooth_photo(1600, 1200), quality=90)
+    seen = []
+    dataset = PhotoDataset([Sample(lambda: str(path), 0, "big")], lambda image: seen.append(image.size) or 0, 100)
+    dataset[0]
+    assert seen == [(400, 300)]  # 1/4 scale: the short side 300 ≥ 200; 1/8 would give 150
