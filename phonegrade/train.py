@@ -38,7 +38,7 @@ CHECKPOINT_DIR = "checkpoints"
 # Arguments recorded in config.json (paths to data and output are recorded elsewhere or not at all).
 TRAINING_KEYS = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "gamma",
                  "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at",
-                 "backbone_lr_scale", "mixed_precision", "no_augment", "cache_features", "init_from")
+                 "backbone_lr_scale", "mixed_precision", "no_augment", "cache_features", "init_from", "keep")
 BEST_WEIGHTS = "best.safetensors"
 
 
@@ -80,6 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> N
     if single_run:
         parser.add_argument("--val-fraction", type=float, default=0.2,
                             help="validation share when the data has no validation split (stratified)")
+    parser.add_argument("--keep", choices=("best", "last"), default="best" if single_run else "last",
+                        help="weights the model folder keeps: best (lowest validation loss) or last (final epoch)"
+                             + ("" if single_run else "; cross-validation keeps the last, as picking the best "
+                                                      "by the held-out fold would flatter its score"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="DataLoader worker processes")
@@ -354,7 +358,7 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
             break
 
     accelerator.wait_for_everyone()
-    # Final evaluation with the best weights, through the same class users load.
+    # Final evaluation with the kept weights, through the same class users load.
     config = {
         "library": "phonegrade", "task": args.task, "arch": args.arch, "labels": list(splits.labels),
         "image_size": args.image_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
@@ -370,7 +374,8 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
                      else None},
     }
     classifier = PhoneGradeClassifier(config)
-    classifier.net.load_state_dict(load_file(str(checkpoints / BEST_WEIGHTS)))
+    classifier.net.load_state_dict(load_file(str(checkpoints / BEST_WEIGHTS)) if args.keep == "best"
+                                   else net.state_dict())
     classifier.to(accelerator.device).eval()
     y_true, y_pred = [], []
     with torch.no_grad():
@@ -389,7 +394,9 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
         with open(out / "training_log.jsonl", "w") as log:
             log.writelines(json.dumps(r) + "\n" for r in state["history"])
         accelerator.print("\n" + format_report(metrics))
-        accelerator.print(f"\nmodel folder: {out}  (best epoch {state['best_epoch']})")
+        kept = f"best epoch {state['best_epoch']}" if args.keep == "best" else \
+            f"last epoch {state['epoch']}; best was {state['best_epoch']}"
+        accelerator.print(f"\nmodel folder: {out}  ({kept})")
         if args.push_to_hub:
             url = push_model_folder(out, args.push_to_hub, private=args.private)
             accelerator.print(f"pushed to {url}")

@@ -1,12 +1,14 @@
+import argparse
 import json
 import statistics
 from collections import Counter
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from phonegrade.cli import main as cli_main
-from phonegrade.crossval import kfold_splits, summarize_folds
+from phonegrade.crossval import add_arguments, kfold_splits, summarize_folds
 from phonegrade.data import Sample
 from phonegrade.hub import PhoneGradeClassifier
 from phonegrade.models import create_model
@@ -97,3 +99,23 @@ def test_init_from_together_with_imagenet_weights_is_refused(trained_side_model,
                         "--weights", "imagenet", "--epochs", "1"], check=False)
     assert result.returncode == 2
     assert "--init-from and --weights both set the starting weights" in result.stderr
+
+
+def test_keep_last_saves_the_final_epoch_and_crossval_keeps_the_last_by_default(side_data, tmp_path):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--task", "side", "--data", "d", "--output-dir", "o"]).keep == "last"
+
+    out = tmp_path / "last"
+    # A learning rate this high makes the second epoch's weights differ from the first's.
+    run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir", str(out),
+               "--epochs", "2", "--image-size", "32", "--batch-size", "8", "--workers", "0", "--keep", "last",
+               "--lr", "0.5", "--patience", "0"])
+    saved = load_file(str(out / "model.safetensors"))
+    last = load_file(str(out / "checkpoints" / "last" / "model.safetensors"))
+    assert all(torch.equal(saved[k], last[k]) for k in saved)
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["keep"] == "last"
+    if config["best_epoch"] != config["epochs_run"]:
+        best = load_file(str(out / "checkpoints" / "best.safetensors"))
+        assert not all(torch.equal(saved[k], best[k]) for k in saved)
