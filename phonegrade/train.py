@@ -106,6 +106,9 @@ def add_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> N
     parser.add_argument("--corrections-in-val", action="store_true",
                         help="also hold out a stratified 20%% of the corrections for validation (default: "
                              "corrections only train, and validation stays the base data's)")
+    parser.add_argument("--crossval-summary", metavar="CROSSVAL_JSON",
+                        help="crossval.json of `phonegrade crossval` with this recipe: its numbers go into "
+                             "config.json and the model card")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the finished model folder to this repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
 
@@ -218,6 +221,19 @@ def load_initial_model(net, source: str, task: str, arch: str) -> None:
     net.load_state_dict(start.net.state_dict())
 
 
+def read_crossval_summary(path: str, task: str) -> dict:
+    """The numbers of a `phonegrade crossval` summary that a model card reports."""
+    try:
+        summary = json.loads(Path(path).read_text())
+        kept = {key: summary[key] for key in ("arch", "folds", "seeds", "n_images", "accuracy", "macro_f1", "recall")}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"--crossval-summary {path}: not a crossval.json written by `phonegrade crossval` "
+                         f"({err.__class__.__name__}: {err})") from err
+    if summary.get("task") != task:
+        raise ValueError(f"--crossval-summary {path} is for the {summary.get('task')} task, not {task}")
+    return kept
+
+
 def _save_best(net, path: Path) -> None:
     from safetensors.torch import save_file
 
@@ -251,6 +267,7 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
                           f"{corrections['added_train']} added to train, {corrections['added_val']} to val, "
                           f"{corrections['relabelled']} relabelled, {corrections['skipped_in_val']} left out "
                           f"(same photo as a validation image)")
+    crossval = read_crossval_summary(args.crossval_summary, args.task) if args.crossval_summary else None
     counts = label_counts(splits.train, len(splits.labels))
     accelerator.print(f"data {splits.source}: {len(splits.train)} train / {len(splits.val)} val images; "
                       f"train per class {dict(zip(splits.labels, counts, strict=True))}"
@@ -367,7 +384,7 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
         "n_train": len(splits.train),
         "corrections_used": (corrections["added_train"] + corrections["added_val"] + corrections["relabelled"])
         if corrections else 0,
-        "corrections": corrections, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+        "corrections": corrections, "crossval": crossval, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
         "training": {**{k: v for k, v in vars(args).items() if k in TRAINING_KEYS},
                      "weights": weights, "trainable_blocks": trainable_blocks,
                      "class_weights": [round(w, 4) for w in loss_weights.tolist()] if loss_weights is not None

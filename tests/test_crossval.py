@@ -119,3 +119,24 @@ def test_keep_last_saves_the_final_epoch_and_crossval_keeps_the_last_by_default(
     if config["best_epoch"] != config["epochs_run"]:
         best = load_file(str(out / "checkpoints" / "best.safetensors"))
         assert not all(torch.equal(saved[k], best[k]) for k in saved)
+
+
+def test_crossval_summary_goes_into_the_config_and_card_of_the_final_model(side_data, tmp_path):
+    summary = {"task": "side", "arch": "wearnet", "folds": 5, "seeds": [0, 1], "n_images": 235,
+               "accuracy": {"mean": 0.8512, "std": 0.031}, "macro_f1": {"mean": 0.84, "std": 0.03},
+               "recall": {"front": {"mean": 0.8, "std": 0.1}, "back": {"mean": 0.85, "std": 0.05},
+                          "none": {"mean": 0.9, "std": 0.04}}}
+    (tmp_path / "crossval.json").write_text(json.dumps(summary))
+    out = tmp_path / "final"
+    run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir", str(out),
+               "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+               "--crossval-summary", str(tmp_path / "crossval.json")])
+    assert json.loads((out / "config.json").read_text())["crossval"]["accuracy"] == {"mean": 0.8512, "std": 0.031}
+    card = (out / "README.md").read_text()
+    assert "5-fold stratified cross-validation" in card and "**0.851 ± 0.031**" in card
+    assert "| `back` | 0.850 ± 0.050 |" in card
+
+    (tmp_path / "scratch.json").write_text(json.dumps({**summary, "task": "scratch"}))
+    result = run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir",
+                        str(tmp_path / "x"), "--crossval-summary", str(tmp_path / "scratch.json")], check=False)
+    assert result.returncode == 2 and "is for the scratch task, not side" in result.stderr
