@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .data import IMAGENET_MEAN, IMAGENET_STD, ImageLoadError, eval_transform, load_image
+from .data import IMAGENET_MEAN, IMAGENET_STD, ImageLoadError, decode_side, eval_transform, load_image
 from .labels import labels_for_task
 from .models import ARCHS, create_model
 

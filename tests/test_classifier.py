@@ -30,6 +30,19 @@ def test_predict_accepts_paths_pil_images_bytes_and_tensors(trained_side_model, 
     assert model.predict(path) == [as_path]  # a single image need not be wrapped in a list
 
 
+def test_preprocess_gives_the_pixels_predict_uses_for_paths_and_large_jpegs(trained_side_model, side_data, tmp_path):
+    model = PhoneGradeClassifier.from_pretrained(trained_side_model)
+    path = next((side_data / "val" / "front").iterdir())
+    big = tmp_path / "big.jpg"
+    Image.open(path).convert("RGB").resize((1200, 900)).save(big, quality=90)
+    pixels = model.preprocess([path, big])
+    assert pixels.shape == (2, 3, model.image_size, model.image_size)
+    assert torch.equal(pixels[0], model.transform(Image.open(path).convert("RGB")))
+    with torch.no_grad():
+        from_pixels = torch.softmax(model(pixels), dim=1)
+    assert from_pixels[1].tolist() == pytest.approx(list(model.predict(big)[0].values()), abs=1e-5)
+
+
 def test_predict_handles_odd_modes_and_sizes(trained_side_model):
     model = PhoneGradeClassifier.from_pretrained(trained_side_model)
     odd = [Image.new("RGBA", (1, 1)), Image.new("CMYK", (400, 3)), Image.fromarray(np.zeros((5, 5), np.uint16))]

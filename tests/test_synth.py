@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from phonegrade import synth
-from phonegrade.labels import SCRATCH_LABELS, SIDE_LABELS, labels_for_task
+from phonegrade.labels import SCRATCH_LABELS, SIDE_LABELS
 
 ALL_TASK_LABELS = [("side", label) for label in SIDE_LABELS] + [("scratch", label) for label in SCRATCH_LABELS]
 
