@@ -6,7 +6,9 @@
 For each default model: single-image calls of `PhoneGradeClassifier.predict([path])`, what the demo does for an
 upload, over phone-camera-sized JPEG photos (decode, resize and the network included), and of the network alone
 on one preprocessed image. p50 / p95 over --images calls after a warm-up. Target (issue 6): the side model at
-most 30 ms per image. The last line printed is one JSON object.
+most 30 ms per image. Also the preprocessing of one photo with phonegrade's reduced decoding (JPEG decoded at 1/2
+to 1/8 scale, then a whole-factor box shrink) against a full-size decode and one resize, as a ratio. The last
+line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import time
 from pathlib import Path
 
 import torch
+import torchvision
 
 from common import load_average, peak_rss_mb, percentiles_ms, write_photos  # puts phonegrade on sys.path
 from phonegrade import DEFAULT_MODELS, PhoneGradeClassifier
+from phonegrade.data import decode_side, load_image, shrink_large
 
 TARGET_MS = 30
 
@@ -42,11 +46,18 @@ def measure(task: str, paths: list[Path], count: int) -> dict:
     end_to_end = timed_calls(lambda: model.predict([next(photos)]), count)
     pixels = model.preprocess([paths[0]])
     network = timed_calls(lambda: model(pixels), count)
+    # The same transform without the shrink step, on a full-size decode: what preprocessing cost before.
+    full_size = torchvision.transforms.v2.Compose([t for t in model.transform.transforms
+                                                   if getattr(t, "func", None) is not shrink_large])
+    reduced = timed_calls(lambda: model.transform(load_image(paths[0], min_side=decode_side(model.image_size))), count)
+    full = timed_calls(lambda: full_size(load_image(paths[0])), count)
     return {"model": DEFAULT_MODELS[task], "arch": model.arch, "image_size": model.image_size,
             "parameters": sum(p.numel() for p in model.parameters()),
             "weights_mb": round((Path(DEFAULT_MODELS[task]) / "model.safetensors").stat().st_size / 1e6, 2)
             if Path(DEFAULT_MODELS[task]).is_dir() else None,
-            "predict_one_photo": percentiles_ms(end_to_end), "network_only": percentiles_ms(network)}
+            "predict_one_photo": percentiles_ms(end_to_end), "network_only": percentiles_ms(network),
+            "preprocess_reduced": percentiles_ms(reduced), "preprocess_full_size": percentiles_ms(full),
+            "preprocess_speedup": round(percentiles_ms(full)["p50_ms"] / percentiles_ms(reduced)["p50_ms"], 2)}
 
 
 def main() -> None:
@@ -63,7 +74,9 @@ def main() -> None:
     for task, r in results.items():
         print(f"{task:<8} {r['arch']} at {r['image_size']} px, {r['parameters']:,} parameters, {r['weights_mb']} MB: "
               f"predict one {args.photo_size} px JPEG p50 {r['predict_one_photo']['p50_ms']} ms "
-              f"p95 {r['predict_one_photo']['p95_ms']} ms; network only p50 {r['network_only']['p50_ms']} ms")
+              f"p95 {r['predict_one_photo']['p95_ms']} ms; network only p50 {r['network_only']['p50_ms']} ms; "
+              f"preprocessing p50 {r['preprocess_full_size']['p50_ms']} ms full-size → "
+              f"{r['preprocess_reduced']['p50_ms']} ms reduced (×{r['preprocess_speedup']})")
     side = results["side"]["predict_one_photo"]["p50_ms"]
     print(json.dumps({"benchmark": "default_models", "settings": vars(args), "torch_threads": torch.get_num_threads(),
                       "load_average_before": load_before, "models": results,

@@ -4,13 +4,14 @@
 
 Every fold is an ordinary `train.py` run (same arguments) on k-1 folds, validated on the held-out fold, so
 a few hundred photos give a mean ± std instead of one lucky 80/20 split. OUT/fold-S-K/ holds each run's
-model folder; OUT/crossval.json the summary.
+model folder (without its resume checkpoints); OUT/crossval.json the summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .data import Sample, Splits, load_splits
 
 # Training options that make no sense for a fold (resuming, corrections, uploading) are off.
 SINGLE_RUN_DEFAULTS = {"resume": False, "corrections": None, "corrections_in_val": False, "push_to_hub": None,
-                       "private": False, "val_fraction": None}
+                       "private": False, "val_fraction": None, "crossval_summary": None}
 
 
 def kfold_splits(samples: list[Sample], folds: int, seed: int) -> list[tuple[list[Sample], list[Sample]]]:
@@ -71,6 +72,7 @@ def format_summary(summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from .train import CHECKPOINT_DIR
     from .train import main as train_main
 
     out = Path(args.output_dir)
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> dict:
                                               "output_dir": str(out / name)})
             folder = train_main(fold_args, splits=Splits(train, val, source.labels, f"{source.source} ({name})"))
             fold_metrics.append(json.loads((folder / "metrics.json").read_text()))
+            shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)  # resume state: a fold is never resumed
     summary = {"task": args.task, "arch": args.arch, "data": str(args.data), "folds": args.folds,
                "seeds": args.seeds, "n_images": len(samples),
                **summarize_folds(fold_metrics, list(source.labels)),

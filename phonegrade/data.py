@@ -132,9 +132,31 @@ def shrink_large(image: Image.Image, min_side: int) -> Image.Image:
     return image.reduce(factor) if factor >= 2 else image
 
 
+AUGMENTATIONS = ("standard", "strong")
+
+
 def train_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
-                    std: Sequence[float] = IMAGENET_STD) -> T.Compose:
-    """Augmentation preset: crop, flip, rotation, brightness/contrast/hue/saturation, normalisation."""
+                    std: Sequence[float] = IMAGENET_STD, augment: str = "standard") -> T.Compose:
+    """Augmentation presets.
+
+    standard: crop, flip, rotation, brightness/contrast/hue/saturation, normalisation.
+    strong: for a few hundred photos and no pretrained weights: smaller crops, a flip, one random TrivialAugment
+    operation per image (colour, geometry, sharpness, ...) and random erasing, as torchvision's own training
+    recipes use them.
+    """
+    if augment == "strong":
+        return T.Compose([
+            functools.partial(shrink_large, min_side=decode_side(image_size)),
+            T.PILToTensor(),
+            T.RandomResizedCrop(image_size, scale=(0.25, 1.0), antialias=True),
+            T.RandomHorizontalFlip(),
+            T.TrivialAugmentWide(),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(mean, std),
+            T.RandomErasing(p=0.25),
+        ])
+    if augment != "standard":
+        raise ValueError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
     return T.Compose([
         functools.partial(shrink_large, min_side=decode_side(image_size)),
         T.PILToTensor(),

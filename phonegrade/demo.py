@@ -43,8 +43,14 @@ def load_model(repo_or_dir: str, revision: str | None = None) -> LoadedModel:
 def describe_training_data(model: LoadedModel) -> str:
     config = model.classifier.config
     described = config.get("data_description") or f"`{config.get('dataset', 'unknown data')}`"
-    accuracy = config.get("metrics", {}).get("accuracy")
-    measured = f", validation accuracy {accuracy:.3f} on {config['metrics']['n_val']} images" if accuracy else ""
+    crossval, accuracy = config.get("crossval"), config.get("metrics", {}).get("accuracy")
+    if crossval:  # a cross-validated number says more than one small validation split
+        measured = (f"; {crossval['folds']}-fold cross-validated accuracy {crossval['accuracy']['mean']:.3f} ± "
+                    f"{crossval['accuracy']['std']:.3f} on {crossval['n_images']} images")
+    elif accuracy:
+        measured = f", validation accuracy {accuracy:.3f} on {config['metrics']['n_val']} images"
+    else:
+        measured = ""
     return f"trained on {described}{measured}"
 
 

@@ -24,8 +24,8 @@ if __package__ in (None, ""):  # run as a file (accelerate launch phonegrade/tra
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from phonegrade.corrections import load_correction_rows, merge_corrections
-from phonegrade.data import IMAGENET_MEAN, IMAGENET_STD, PhotoDataset, Splits, eval_transform, label_counts, \
-    load_splits, train_transform
+from phonegrade.data import AUGMENTATIONS, IMAGENET_MEAN, IMAGENET_STD, PhotoDataset, Splits, eval_transform, \
+    label_counts, load_splits, train_transform
 from phonegrade.evaluate import compute_metrics, format_report, write_metrics
 from phonegrade.hub import PhoneGradeClassifier, push_model_folder, write_model_card
 from phonegrade.labels import TASK_LABELS
@@ -37,7 +37,7 @@ CHECKPOINT_DIR = "checkpoints"
 # Arguments recorded in config.json (paths to data and output are recorded elsewhere or not at all).
 TRAINING_KEYS = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "gamma",
                  "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at",
-                 "backbone_lr_scale", "mixed_precision", "no_augment", "cache_features", "init_from", "keep")
+                 "backbone_lr_scale", "mixed_precision", "augment", "no_augment", "cache_features", "init_from", "keep")
 BEST_WEIGHTS = "best.safetensors"
 
 
@@ -86,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> N
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="DataLoader worker processes")
+    parser.add_argument("--augment", choices=AUGMENTATIONS, default="standard",
+                        help="augmentation preset: standard (crop, flip, rotation, colour) or strong (smaller crops, "
+                             "TrivialAugment, random erasing) for small sets trained from scratch")
     parser.add_argument("--no-augment", action="store_true",
                         help="train on un-augmented images (the evaluation transform: resize and normalise only)")
     parser.add_argument("--cache-features", action="store_true",
@@ -289,7 +292,7 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
 
     generator = torch.Generator().manual_seed(args.seed)
     train_set = PhotoDataset(splits.train, eval_transform(args.image_size) if args.no_augment
-                             else train_transform(args.image_size), args.image_size)
+                             else train_transform(args.image_size, augment=args.augment), args.image_size)
     val_set = PhotoDataset(splits.val, eval_transform(args.image_size), args.image_size)
     model, train_workers = net, args.workers
     if args.cache_features:

@@ -71,6 +71,8 @@ def test_crossval_command_trains_each_fold_and_reports_what_the_folds_measured(s
     assert summary["fold_accuracy"] == [f["accuracy"] for f in folds]
     assert summary["accuracy"]["mean"] == round(statistics.fmean(f["accuracy"] for f in folds), 4)
     assert sum(map(sum, summary["pooled_confusion_matrix"])) == 36
+    assert not (out / "fold-0-1" / "checkpoints").exists()
+    assert PhoneGradeClassifier.from_pretrained(out / "fold-0-1").labels == ["front", "back", "none"]
     assert "3 runs: accuracy" in capsys.readouterr().out
 
 

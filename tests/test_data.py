@@ -197,3 +197,16 @@ def test_photo_dataset_decodes_at_twice_the_model_input(tmp_path):
     dataset = PhotoDataset([Sample(lambda: str(path), 0, "big")], lambda image: seen.append(image.size) or 0, 100)
     dataset[0]
     assert seen == [(400, 300)]  # 1/4 scale: the short side 300 ≥ 200; 1/8 would give 150
+
+
+def test_strong_augmentation_gives_model_sized_tensors_that_vary_per_draw():
+    from phonegrade.data import train_transform
+
+    transform = train_transform(48, augment="strong")
+    photo = _smooth_photo(300, 200)
+    torch.manual_seed(0)
+    first, second = transform(photo), transform(photo)
+    assert first.shape == second.shape == (3, 48, 48) and first.dtype == torch.float32
+    assert not torch.equal(first, second)
+    with pytest.raises(ValueError, match="unknown augmentation 'wild'"):
+        train_transform(48, augment="wild")

@@ -88,3 +88,13 @@ def test_api_errors_are_clear_messages(running_app, tmp_path):
     good = Path(__file__)  # any file: the label check comes first
     with pytest.raises(Exception):
         client.predict(handle_file(str(good)), "nonsense", "", "", api_name="/flag")
+
+
+def test_page_states_what_each_default_model_was_trained_on_and_how_well_it_did():
+    from phonegrade import DEFAULT_MODELS
+    from phonegrade.demo import describe_training_data
+
+    side = describe_training_data(load_model(DEFAULT_MODELS["side"]))
+    assert "real photos" in side and "5-fold cross-validated accuracy" in side
+    scratch = describe_training_data(load_model(DEFAULT_MODELS["scratch"]))
+    assert "synthetic renders" in scratch and "not real photos" in scratch and "validation accuracy" in scratch
