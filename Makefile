@@ -41,7 +41,7 @@ runs/%-synth-model/model.safetensors: | $(VENV)/.installed
 # cross-validation of the same recipe; the card reports both. Without SIDE_REAL the synthetic model is the default.
 # No real scratch photos exist yet: the scratch default is step 1's model.
 SIDE_REAL ?= ../shared/data/side-real-dev
-SIDE_RECIPE := --task side --arch wearnet --init-from runs/side-synth-model --image-size 128 --epochs 50 \
+SIDE_RECIPE ?= --task side --arch wearnet --init-from runs/side-synth-model --image-size 128 --epochs 50 \
 	--scheduler cosine --lr 2e-3 --patience 0 --keep last --no-progress
 # (The synthetic model is made inside the recipe, so that a committed default never depends on it.)
 data/models/side-default/model.safetensors: | $(VENV)/.installed
