@@ -37,7 +37,19 @@ def load_model(repo_or_dir: str, revision: str | None = None) -> LoadedModel:
         rev = classifier.revision
     else:  # a local folder: identify the weights by their content
         rev = "sha256:" + hashlib.sha256((Path(repo_or_dir) / WEIGHTS_NAME).read_bytes()).hexdigest()[:12]
-    return LoadedModel(classifier, str(repo_or_dir), rev)
+    return LoadedModel(classifier, display_id(repo_or_dir), rev)
+
+
+def display_id(repo_or_dir: str) -> str:
+    """A Hub id as it is; a local folder relative to the working directory when inside it (the page and the
+    correction records need not show the server's file system)."""
+    path = Path(repo_or_dir)
+    if not path.is_dir():
+        return str(repo_or_dir)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(repo_or_dir)
 
 
 def describe_training_data(model: LoadedModel) -> str:

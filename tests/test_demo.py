@@ -98,3 +98,12 @@ def test_page_states_what_each_default_model_was_trained_on_and_how_well_it_did(
     assert "real photos" in side and "5-fold cross-validated accuracy" in side
     scratch = describe_training_data(load_model(DEFAULT_MODELS["scratch"]))
     assert "synthetic renders" in scratch and "not real photos" in scratch and "validation accuracy" in scratch
+
+
+def test_local_model_folders_are_shown_relative_to_the_working_directory(trained_side_model, monkeypatch):
+    from phonegrade.demo import display_id
+
+    monkeypatch.chdir(trained_side_model.parent)
+    assert display_id(str(trained_side_model)) == trained_side_model.name
+    assert load_model(str(trained_side_model)).model_id == trained_side_model.name
+    assert display_id("user/side-model") == "user/side-model"
