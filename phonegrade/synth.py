@@ -1009,37 +1009,7 @@ def _hand_holding(rng, long_side):
     return sprite.image()
 
 
-def _book(rng, long_side):
-    """A closed book (cover, spine, title) or an open one (two pages of text lines)."""
-    if rng.random() < 0.5:
-        h = long_side
-        w = h / _uniform(rng, 1.3, 1.6)
-        sprite = _Sprite(w, h)
-        cover = _jitter(rng, _hue_color(rng, (0.2, 0.8), (0.25, 0.9)), 10)
-        sprite.shape("rectangle", (0, 0, sprite.w - 1, sprite.h - 1), fill=cover)
-        draw = sprite.draw
-        draw.rectangle((0, 0, w * 0.07, h), fill=_shade(cover, 0.7))  # spine
-        ink = _gray(240) if _luminance(cover) < 130 else _gray(30)
-        _text_lines(draw, rng, w * 0.2, h * _uniform(rng, 0.12, 0.3), w * 0.65, int(rng.integers(1, 4)), h * 0.07,
-                    h * 0.04, ink)
-        if rng.random() < 0.5:
-            _rounded_rect(draw, (w * 0.2, h * 0.5, w * 0.85, h * 0.8), w * 0.02, fill=_hue_color(rng))
-        return sprite.image()
-    w = long_side
-    h = w / _uniform(rng, 1.3, 1.6)
-    sprite = _Sprite(w, h)
-    paper = _jitter(rng, (240, 235, 220), 12)
-    sprite.shape("polygon", [(0, h * 0.06), (w / 2, h * 0.12), (w - 1, h * 0.06), (w - 1, h - 1), (w / 2, h * 0.96),
-                             (0, h - 1)], fill=paper)
-    draw = sprite.draw
-    draw.line(((w / 2, h * 0.12), (w / 2, h * 0.96)), fill=_shade(paper, 0.75), width=max(1, round(w * 0.006)))
-    for x0 in (w * 0.06, w * 0.56):
-        _text_lines(draw, rng, x0, h * 0.2, w * 0.38, int(rng.integers(8, 14)), h * 0.055, h * 0.018,
-                    (70, 70, 70, 200))
-    return sprite.image()
-
-
-_LOOKALIKES = (_tablet, _monitor, _calculator, _laptop, _gamepad, _handheld_console, _hand_holding, _book)
+_LOOKALIKES = (_tablet, _monitor, _calculator, _laptop, _gamepad, _handheld_console, _hand_holding)
 
 
 # --------------------------------------------------------------------------- photo composition
@@ -1108,8 +1078,7 @@ def _homography(dst, src):
 
 
 def _place(rng, canvas, obj, max_rotation, warp_prob, warp_max, shadow_prob=0.7):
-    """Rotate, optionally shear / keystone, position and drop-shadow ``obj`` onto ``canvas``; returns the box it
-    covers (None if it fell outside)."""
+    """Rotate, optionally shear / keystone, position and drop-shadow ``obj`` onto ``canvas``."""
     n = canvas.size[0]
     w, h = obj.size
     corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]], np.float64)
@@ -1141,7 +1110,6 @@ def _place(rng, canvas, obj, max_rotation, warp_prob, warp_max, shadow_prob=0.7)
         shadow.paste(blurred.point(lambda v: int(v * strength)), offset)
         canvas.paste((0, 0, 0), (0, 0, n, n), shadow)
     canvas.paste(placed, (0, 0), placed)
-    return placed.getchannel("A").getbbox()
 
 
 def _finish(rng, canvas, size):
@@ -1163,33 +1131,8 @@ def _finish(rng, canvas, size):
     return _to_image(a)
 
 
-def _holding_hand(rng, canvas, box):
-    """A hand holding the object inside `box`: palm under its lower end, fingers over one side, thumb over the
-    other. Drawn for every class alike, so a hand says nothing about the label."""
-    left, top, right, bottom = box
-    draw = ImageDraw.Draw(canvas)
-    skin = _jitter(rng, _pick(rng, _SKIN_TONES), 10)
-    crease = _shade(skin, 0.85)
-    w, h = right - left, bottom - top
-    finger = max(w, h) * _uniform(rng, 0.07, 0.1)
-    mirror = rng.random() < 0.5  # left or right hand
-    grip_y = top + h * _uniform(rng, 0.55, 0.75)
-    palm_x0, palm_x1 = left - w * 0.05, right + w * 0.05
-    draw.ellipse((palm_x0, grip_y + h * 0.15, palm_x1, bottom + h * 0.3), fill=skin)  # palm and wrist below
-    finger_side, thumb_side = (left, right) if mirror else (right, left)
-    inward = 1 if finger_side == left else -1
-    for k in range(int(rng.integers(2, 5))):
-        y = grip_y + k * finger * 1.05
-        tip = finger_side + inward * w * _uniform(rng, 0.08, 0.2)
-        _capsule(draw, (finger_side - inward * finger * 0.8, y), (tip, y - finger * 0.2), finger, skin)
-        draw.line(((finger_side - inward * finger * 0.6, y + finger * 0.35), (tip, y + finger * 0.25)), fill=crease,
-                  width=max(1, round(finger * 0.08)))
-    thumb_tip = (thumb_side - inward * w * _uniform(rng, 0.1, 0.3), grip_y - h * _uniform(rng, 0.0, 0.15))
-    _capsule(draw, (thumb_side + inward * finger, grip_y + h * 0.25), thumb_tip, finger * 1.15, skin)
-
-
-def _photograph(rng, size, draw_object, max_rotation, scale_range, warp_prob, warp_max, hand_prob=0.0):
-    """Background + object + pose (+ a holding hand) + lighting at 2x, downscaled to size.
+def _photograph(rng, size, draw_object, max_rotation, scale_range, warp_prob, warp_max):
+    """Background + object + pose + lighting at 2x, downscaled to size.
 
     ``draw_object(rng, long_side)`` returns the object as an RGBA sprite whose longer side is
     ``long_side`` pixels.
@@ -1197,9 +1140,7 @@ def _photograph(rng, size, draw_object, max_rotation, scale_range, warp_prob, wa
     n = size * _SUPERSAMPLE
     canvas = _background(rng, n)
     obj = draw_object(rng, _uniform(rng, *scale_range) * n)
-    box = _place(rng, canvas, obj, max_rotation, warp_prob, warp_max)
-    if box is not None and rng.random() < hand_prob:
-        _holding_hand(rng, canvas, box)
+    _place(rng, canvas, obj, max_rotation, warp_prob, warp_max)
     return _finish(rng, canvas, size)
 
 
@@ -1230,9 +1171,7 @@ def render_side(label: str, size: int, rng: np.random.Generator) -> Image.Image:
         draw = _phone_back
     else:
         draw = _pick(rng, _LOOKALIKES)
-    # Real photos often show a hand holding the phone (or the look-alike): as often for every class.
-    return _photograph(rng, size, draw, max_rotation=30, scale_range=(0.45, 0.85), warp_prob=0.3, warp_max=0.15,
-                       hand_prob=0.4)
+    return _photograph(rng, size, draw, max_rotation=30, scale_range=(0.45, 0.85), warp_prob=0.3, warp_max=0.15)
 
 
 def render_scratch(label: str, size: int, rng: np.random.Generator) -> Image.Image:

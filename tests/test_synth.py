@@ -217,24 +217,3 @@ def test_progress_bar_goes_to_stderr(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "synthetic side" in captured.err
     assert captured.out == ""
-
-
-def test_holding_hands_are_drawn_for_every_side_class_alike(monkeypatch):
-    calls = []
-    monkeypatch.setattr(synth, "_holding_hand", lambda rng, canvas, box: calls.append(box))
-    rates = {}
-    for label in SIDE_LABELS:
-        calls.clear()
-        for seed in range(60):
-            synth.render_side(label, 32, np.random.default_rng([11, seed]))
-        rates[label] = len(calls) / 60
-        assert all(0 <= b[0] < b[2] <= 64 and 0 <= b[1] < b[3] <= 64 for b in calls)  # boxes on the 2× canvas
-    assert all(0.2 < rate < 0.6 for rate in rates.values()), rates
-
-
-def test_books_are_among_the_look_alikes():
-    assert synth._book in synth._LOOKALIKES
-    for seed in range(6):  # closed and open books
-        sprite = synth._book(np.random.default_rng(seed), 120)
-        assert sprite.mode == "RGBA" and max(sprite.size) == 120
-        assert 1.25 < max(sprite.size) / min(sprite.size) < 1.65  # not a phone's 2:1 outline
