@@ -132,6 +132,11 @@ def shrink_large(image: Image.Image, min_side: int) -> Image.Image:
     return image.reduce(factor) if factor >= 2 else image
 
 
+def _as_tensor(image_size: int) -> list:
+    """The first steps of every transform: shrink a large photo, then PIL → uint8 tensor."""
+    return [functools.partial(shrink_large, min_side=decode_side(image_size)), T.PILToTensor()]
+
+
 AUGMENTATIONS = ("standard", "strong")
 
 
@@ -146,8 +151,7 @@ def train_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
     """
     if augment == "strong":
         return T.Compose([
-            functools.partial(shrink_large, min_side=decode_side(image_size)),
-            T.PILToTensor(),
+            *_as_tensor(image_size),
             T.RandomResizedCrop(image_size, scale=(0.25, 1.0), antialias=True),
             T.RandomHorizontalFlip(),
             T.TrivialAugmentWide(),
@@ -158,8 +162,7 @@ def train_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
     if augment != "standard":
         raise ValueError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
     return T.Compose([
-        functools.partial(shrink_large, min_side=decode_side(image_size)),
-        T.PILToTensor(),
+        *_as_tensor(image_size),
         T.RandomResizedCrop(image_size, scale=(0.6, 1.0), ratio=(0.75, 1.333), antialias=True),
         T.RandomHorizontalFlip(),
         T.RandomRotation(15),
@@ -173,8 +176,7 @@ def eval_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
                    std: Sequence[float] = IMAGENET_STD) -> T.Compose:
     """Resize the whole photo to a square (no crop: a phone's camera or notch may sit at the edge)."""
     return T.Compose([
-        functools.partial(shrink_large, min_side=decode_side(image_size)),
-        T.PILToTensor(),
+        *_as_tensor(image_size),
         T.Resize((image_size, image_size), antialias=True),
         T.ToDtype(torch.float32, scale=True),
         T.Normalize(mean, std),
