@@ -16,8 +16,9 @@ Each path: images/s over the whole set after a warm-up; p50 / p95 latency of sin
 decoding included); FLOPs per image (torch.utils.flop_counter) × images/s against this CPU's fp32 peak.
 Weights are random (`weights=None`): speed does not depend on their values.
 
-Then int8 accuracy: a WearNet and a MobileNetV2 trained briefly on synthetic photos, exported to int8 ONNX and
-TorchScript (calibrated on their training photos) and scored next to fp32 on 600 other synthetic photos.
+Then int8 accuracy: a WearNet and a MobileNetV2 trained on 300 synthetic photos (--accuracy-epochs of the README's
+from-scratch recipe), exported to int8 ONNX and TorchScript (calibrated on their training photos) and scored next
+to fp32 on 600 other synthetic photos.
 The last line printed is one JSON object with everything.
 """
 

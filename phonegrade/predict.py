@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from .data import IMAGE_EXTENSIONS, ImageLoadError, decode_side, load_image, undecoded_image_loaders
-from .utils import pooled_cpu_processes
+from .utils import accelerate_on_cpu
 
 # Anything `load_image` reads, an already preprocessed C×H×W tensor, or a function returning what `load_image` reads.
 ImageSource = str | os.PathLike | bytes | Image.Image | torch.Tensor | Callable[[], str | bytes | Image.Image]
@@ -192,7 +192,7 @@ def process_state():
     """Accelerate's view of this process: its share of the work and its device."""
     from accelerate import PartialState
 
-    return PartialState(cpu=pooled_cpu_processes())
+    return PartialState(cpu=accelerate_on_cpu())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from phonegrade.hub import PhoneGradeClassifier, push_model_folder, write_model_
 from phonegrade.labels import TASK_LABELS
 from phonegrade.losses import balanced_class_weights, focal_loss
 from phonegrade.models import ARCHS, TrainableTop, count_parameters, create_model, has_pretrained_backbone
-from phonegrade.utils import pooled_cpu_processes
+from phonegrade.utils import accelerate_on_cpu
 
 CHECKPOINT_DIR = "checkpoints"
 # Arguments recorded in config.json (paths to data and output are recorded elsewhere or not at all).
@@ -251,7 +251,7 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
     from tqdm.auto import tqdm
 
     out = Path(args.output_dir)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=pooled_cpu_processes())
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=accelerate_on_cpu())
     weights = resolve_weights(args)
 
     def progress(iterable, desc):

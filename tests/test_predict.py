@@ -134,3 +134,16 @@ def test_an_unreadable_image_stops_predict_without_leaving_inference_mode_on(mod
         model.predict([photos[0], b"not an image", photos[1]])
     assert info.value is not None and not torch.is_inference_mode_enabled()
     assert torch.ones(1, requires_grad=True).mul(2).requires_grad  # autograd still records
+
+
+@pytest.mark.parametrize(("env", "expected"), [({}, False), ({"ACCELERATE_USE_CPU": "1"}, True),
+                                               ({"WORLD_SIZE": "2"}, True)])
+def test_accelerate_is_told_to_use_the_cpu_when_launched_so_or_pooled_without_a_gpu(monkeypatch, env, expected):
+    from phonegrade.utils import accelerate_on_cpu
+
+    monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert accelerate_on_cpu() is expected
