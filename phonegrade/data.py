@@ -365,6 +365,17 @@ def load_splits(data: str | os.PathLike, task: str, val_fraction: float = 0.2, s
     return Splits(train, val, labels, str(data))
 
 
+def load_all_samples(data: str | os.PathLike, task: str) -> list[Sample]:
+    """Every labelled image of a source `load_splits` takes (an imagefolder's train/ and val/ alike)."""
+    path = Path(data)
+    if path.is_dir() and not (path / "train").is_dir() and not (path / "dataset_dict.json").exists() \
+            and not (path / "dataset_info.json").exists():
+        samples, _ = imagefolder_samples(path, task)  # no split: a class with one image is fine here
+        return samples
+    splits = load_splits(data, task)
+    return splits.train + splits.val
+
+
 def label_counts(samples: Sequence[Sample], num_classes: int) -> list[int]:
     counts = Counter(s.label for s in samples)
     return [counts.get(i, 0) for i in range(num_classes)]

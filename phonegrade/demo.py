@@ -90,11 +90,11 @@ class Grader:
 
     def predict(self, image) -> tuple[Prediction, str]:
         """Probabilities for both tasks, and a sentence saying why scratches were not graded (if so)."""
-        side = self.side.classifier.predict([image])[0]
+        side = self.side.classifier.predict([image], fold_batchnorm=True)[0]
         top = max(side, key=side.get)
         if top != "front":
             return Prediction(side, {}), f"Scratches not graded: this looks like **{top}**, not a phone's front."
-        return Prediction(side, self.scratch.classifier.predict([image])[0]), ""
+        return Prediction(side, self.scratch.classifier.predict([image], fold_batchnorm=True)[0]), ""
 
     def flag(self, image, corrected_side: str | None, corrected_scratch: str | None,
              comment: str | None = None) -> str:

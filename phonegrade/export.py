@@ -4,7 +4,8 @@
 
 int8 is static quantisation of the convolutional trunk: weights per output channel, activations with ranges
 calibrated on images; the classification head stays fp32. For ONNX that is ONNX Runtime's QDQ quantiser (which
-also keeps the first convolution fp32); for TorchScript, PyTorch's FX graph-mode quantisation (x86 backend).
+also keeps the first convolution fp32); for TorchScript, PyTorch's FX graph-mode quantisation (oneDNN backend:
+set `torch.backends.quantized.engine = "onednn"` to run such a file outside phonegrade).
 After writing the file the export is run on check images next to the original model, and the top-1 agreement
 and the largest difference in any class probability are printed (and the accuracy of both, as the images are
 labelled). The check images are the validation split of --data, or synthetic renders when there is no --data.
@@ -13,6 +14,7 @@ labelled). The check images are the validation split of --data, or synthetic ren
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -103,10 +105,33 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, calibration: torch.Tensor, b
                         op_types_to_quantize=TRUNK_OPS, nodes_to_exclude=[first_conv])
 
 
+def int8_engine() -> str:
+    """PyTorch's quantised-kernel library for TorchScript int8. oneDNN uses the full 8-bit activation range (the
+    default x86 backend keeps 7 bits, to stay clear of an overflow in older CPUs' int8 instructions): measured on a
+    synthetic-trained MobileNetV2, top-1 agreement with fp32 rose from 93 % to 96.5 %."""
+    return "onednn" if "onednn" in torch.backends.quantized.supported_engines else torch.backends.quantized.engine
+
+
+@contextlib.contextmanager
+def quantized_engine(engine: str | None):
+    """Run quantised kernels with `engine` (an int8 TorchScript file's packed weights are for one engine)."""
+    previous = torch.backends.quantized.engine
+    if engine is not None and engine != previous:
+        torch.backends.quantized.engine = engine
+    try:
+        yield
+    finally:
+        if torch.backends.quantized.engine != previous:
+            torch.backends.quantized.engine = previous
+
+
 def export_torchscript(classifier, path: Path, example: torch.Tensor, calibration: torch.Tensor | None) -> None:
-    """Traced and frozen TorchScript; with `calibration`, int8 through FX graph-mode quantisation first."""
+    """Traced and frozen TorchScript; with `calibration`, int8 through FX graph-mode quantisation first. An int8
+    file records its engine in its config; `load_exported` runs it with that engine."""
     net = classifier.net.eval()
-    with torch.no_grad():
+    config = {key: getattr(classifier, key) for key in CONFIG_KEYS}
+    engine = int8_engine() if calibration is not None else None
+    with torch.no_grad(), quantized_engine(engine):
         if calibration is not None:
             from torch.ao.quantization import get_default_qconfig_mapping
             from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
@@ -115,14 +140,14 @@ def export_torchscript(classifier, path: Path, example: torch.Tensor, calibratio
                 # torch.ao.quantization announces its move to torchao; it is still the way to int8 TorchScript.
                 warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
                 warnings.filterwarnings("ignore", message=".*reduce_range will be deprecated.*")
-                mapping = get_default_qconfig_mapping("x86").set_module_name("head", None)  # FP32_ENDS
+                mapping = get_default_qconfig_mapping(engine).set_module_name("head", None)  # FP32_ENDS
                 prepared = prepare_fx(net, mapping, (example,))
                 for batch in calibration.split(8):
                     prepared(batch)
                 net = convert_fx(prepared)
-        config = json.dumps({key: getattr(classifier, key) for key in CONFIG_KEYS})
+            config["quantized_engine"] = engine
         torch.jit.save(torch.jit.freeze(torch.jit.trace(net, example).eval()), str(path),
-                       _extra_files={"config.json": config})
+                       _extra_files={"config.json": json.dumps(config)})
 
 
 def load_exported(path: str | Path) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -136,8 +161,15 @@ def load_exported(path: str | Path) -> Callable[[torch.Tensor], torch.Tensor]:
         options.intra_op_num_threads = torch.get_num_threads()
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return lambda pixels: torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: pixels.contiguous().numpy()})[0])
-    module = torch.jit.load(str(path)).eval()
-    return lambda pixels: module(pixels)
+    engine = exported_config(path).get("quantized_engine")
+    with quantized_engine(engine):
+        module = torch.jit.load(str(path)).eval()
+
+    def forward(pixels: torch.Tensor) -> torch.Tensor:
+        with quantized_engine(engine):
+            return module(pixels)
+
+    return forward
 
 
 def exported_config(path: str | Path) -> dict:

@@ -8,13 +8,20 @@ import torch.nn.functional as F
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0,
                class_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean of  -w[y] · (1 - p_y)^gamma · log p_y  over the batch; gamma=0 and no weights is cross-entropy."""
+    """Mean of  -Σ_c t_c · w_c · (1 - p_c)^gamma · log p_c  over the batch.
+
+    `targets` are class indices (t one-hot) or a (batch, classes) float tensor of soft targets, as MixUp and
+    CutMix make them. gamma=0 and no weights is cross-entropy.
+    """
     log_probs = F.log_softmax(logits.float(), dim=-1)
-    log_p = log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)
-    loss = -((1.0 - log_p.exp()) ** gamma) * log_p
+    if targets.dtype.is_floating_point:
+        soft = targets.float()
+    else:
+        soft = F.one_hot(targets, logits.shape[-1]).float()
+    loss = -soft * ((1.0 - log_probs.exp()) ** gamma) * log_probs
     if class_weights is not None:
-        loss = loss * class_weights.to(loss.device)[targets]
-    return loss.mean()
+        loss = loss * class_weights.to(loss.device)
+    return loss.sum(dim=-1).mean()
 
 
 def balanced_class_weights(label_counts: list[int]) -> torch.Tensor:

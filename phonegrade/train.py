@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a file (accelerate launch phonegrade/tra
 
 from phonegrade.corrections import load_correction_rows, merge_corrections
 from phonegrade.data import AUGMENTATIONS, IMAGENET_MEAN, IMAGENET_STD, PhotoDataset, Splits, eval_transform, \
-    label_counts, load_splits, train_transform
+    label_counts, load_all_samples, load_splits, train_transform
 from phonegrade.evaluate import compute_metrics, format_report, write_metrics
 from phonegrade.hub import PhoneGradeClassifier, push_model_folder, write_model_card
 from phonegrade.labels import TASK_LABELS
@@ -37,8 +37,10 @@ CHECKPOINT_DIR = "checkpoints"
 # Arguments recorded in config.json (paths to data and output are recorded elsewhere or not at all).
 TRAINING_KEYS = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "gamma",
                  "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at",
-                 "backbone_lr_scale", "mixed_precision", "augment", "no_augment", "cache_features", "init_from", "keep")
+                 "backbone_lr_scale", "mixed_precision", "augment", "no_augment", "cache_features", "init_from", "keep",
+                 "mixup_alpha", "cutmix_alpha", "ema_decay")
 BEST_WEIGHTS = "best.safetensors"
+AVERAGE_WEIGHTS = "weight_average.safetensors"  # in a resume checkpoint, beside Accelerate's files
 
 
 def add_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> None:
@@ -55,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> N
     parser.add_argument("--weights", default=None,
                         help="initial backbone weights: none, imagenet, or a path to a torchvision .pth / "
                              ".safetensors state dict (default: imagenet, or none for wearnet)")
+    parser.add_argument("--extra-train", metavar="DATA", nargs="+", default=[],
+                        help="more labelled images (same kinds of source as --data) added to the training images "
+                             "only, never validated on: e.g. `phonegrade synth` renders mixed into every epoch "
+                             "of a fine-tune on real photos")
     parser.add_argument("--init-from", metavar="MODEL",
                         help="start from a trained phonegrade model (folder or Hub id) of the same arch and "
                              "task, e.g. one pre-trained on `phonegrade synth` renders, instead of --weights")
@@ -89,6 +95,14 @@ def add_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> N
     parser.add_argument("--augment", choices=AUGMENTATIONS, default="standard",
                         help="augmentation preset: standard (crop, flip, rotation, colour) or strong (smaller crops, "
                              "TrivialAugment, random erasing) for small sets trained from scratch")
+    parser.add_argument("--mixup-alpha", type=float, default=0.0,
+                        help="MixUp: blend pairs of training images and their labels, Beta(alpha, alpha) "
+                             "mixing (0 = off); with --cutmix-alpha each batch gets one of the two")
+    parser.add_argument("--cutmix-alpha", type=float, default=0.0,
+                        help="CutMix: paste a box of one training image into another, labels mixed by area (0 = off)")
+    parser.add_argument("--ema-decay", type=float, default=0.0,
+                        help="keep an exponential moving average of the weights (decay per optimizer step, e.g. "
+                             "0.98; 0 = off); validation and the saved model use the averaged weights")
     parser.add_argument("--no-augment", action="store_true",
                         help="train on un-augmented images (the evaluation transform: resize and normalise only)")
     parser.add_argument("--cache-features", action="store_true",
@@ -153,6 +167,8 @@ def check_feature_caching(net, args) -> None:
         problems.append("--unfreeze-at makes the frozen blocks train later")
     if net.side_blocks is not None:
         problems.append(f"the WearNet side trunk of {args.arch} trains on the images themselves")
+    if args.mixup_alpha or args.cutmix_alpha:
+        problems.append("--mixup-alpha and --cutmix-alpha mix the images themselves")
     if problems:
         raise ValueError("--cache-features cannot be used here: " + "; ".join(problems))
 
@@ -173,6 +189,27 @@ def cache_frozen_features(net, dataset, accelerator, args, progress) -> torch.ut
     return torch.utils.data.TensorDataset(torch.cat(features), torch.cat(labels))
 
 
+def build_batch_mixing(args, num_classes: int):
+    """MixUp and/or CutMix over a training batch, one of them per batch, as torchvision's classification
+    recipe applies them; None when both are off. Targets become soft (batch, classes) tensors."""
+    from torchvision.transforms import v2 as T
+
+    mixes = [mix(alpha=alpha, num_classes=num_classes)
+             for mix, alpha in ((T.MixUp, args.mixup_alpha), (T.CutMix, args.cutmix_alpha)) if alpha > 0]
+    return T.RandomChoice(mixes) if mixes else None
+
+
+def build_weight_average(model, args):
+    """An exponential moving average of `model`'s weights and BatchNorm statistics, or None (--ema-decay 0)."""
+    if not args.ema_decay:
+        return None
+    if not 0 < args.ema_decay < 1:
+        raise ValueError(f"--ema-decay must lie between 0 and 1, got {args.ema_decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
+
+
 def build_scheduler(optimizer, args):
     if args.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
@@ -181,19 +218,25 @@ def build_scheduler(optimizer, args):
     return None
 
 
-def train_one_epoch(model, loader, optimizer, accelerator, loss_weights, args,
-                    progress) -> tuple[float, float, int]:
-    """Mean loss and accuracy over the epoch's training images, and how many images all processes trained on."""
+def train_one_epoch(model, loader, optimizer, accelerator, loss_weights, args, progress,
+                    batch_mixing=None, weight_average=None) -> tuple[float, float, int]:
+    """Mean loss and accuracy over the epoch's training images, and how many images all processes trained on.
+    With batch mixing, accuracy counts the label that dominates each mixed image."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for images, targets in progress(loader, desc="train"):
+        if batch_mixing is not None:
+            images, targets = batch_mixing(images, targets)
         logits = model(images.contiguous(memory_format=torch.channels_last))
         loss = focal_loss(logits, targets, args.gamma, loss_weights)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()
+        if weight_average is not None:
+            weight_average.update_parameters(accelerator.unwrap_model(model))
         total_loss += loss.item() * len(targets)
-        correct += (logits.argmax(dim=1) == targets).sum().item()
+        hard_targets = targets.argmax(dim=1) if targets.ndim == 2 else targets
+        correct += (logits.argmax(dim=1) == hard_targets).sum().item()
         seen += len(targets)
     # Each process saw its own shard: combine them.
     totals = accelerator.reduce(torch.tensor([total_loss, correct, seen], device=accelerator.device), "sum")
@@ -236,7 +279,7 @@ def read_crossval_summary(path: str, task: str) -> dict:
     return kept
 
 
-def _save_best(net, path: Path) -> None:
+def _save_weights(net, path: Path) -> None:
     from safetensors.torch import save_file
 
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
@@ -269,6 +312,12 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
                           f"{corrections['added_train']} added to train, {corrections['added_val']} to val, "
                           f"{corrections['relabelled']} relabelled, {corrections['skipped_in_val']} left out "
                           f"(same photo as a validation image)")
+    extra_train = []
+    for source in args.extra_train:
+        extra = load_all_samples(source, args.task)
+        splits.train = splits.train + extra  # a new list: cross-validation folds share theirs
+        extra_train.append({"source": source, "images": len(extra)})
+        accelerator.print(f"extra training data {source}: {len(extra)} images")
     crossval = read_crossval_summary(args.crossval_summary, args.task) if args.crossval_summary else None
     counts = label_counts(splits.train, len(splits.labels))
     accelerator.print(f"data {splits.source}: {len(splits.train)} train / {len(splits.val)} val images; "
@@ -318,6 +367,15 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
     if scheduler is not None:
         # Stepped once per epoch on every process, so it is checkpointed but not wrapped by prepare.
         accelerator.register_for_checkpointing(scheduler)
+    batch_mixing = build_batch_mixing(args, len(splits.labels))
+    # The average follows what trains (the whole net, or its top with --cache-features); it is validated and
+    # kept in place of the raw weights.
+    weight_average = build_weight_average(accelerator.unwrap_model(model), args)
+    if weight_average is not None:
+        averaged = weight_average.module
+        kept_net, eval_model = (averaged.net if isinstance(averaged, TrainableTop) else averaged), averaged
+    else:
+        kept_net, eval_model = net, model
 
     checkpoints = out / CHECKPOINT_DIR
     state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "epochs_without_improvement": 0,
@@ -325,6 +383,8 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
     if args.resume and (checkpoints / "last" / "trainer_state.json").is_file():
         accelerator.load_state(str(checkpoints / "last"))
         state = json.loads((checkpoints / "last" / "trainer_state.json").read_text())
+        if weight_average is not None:
+            weight_average.load_state_dict(load_file(str(checkpoints / "last" / AVERAGE_WEIGHTS)))
         accelerator.print(f"resumed from {checkpoints / 'last'} after epoch {state['epoch']}")
     elif args.resume:
         accelerator.print(f"--resume: no checkpoint in {checkpoints / 'last'}, starting fresh")
@@ -341,9 +401,10 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
         if args.unfreeze_at is not None and epoch >= args.unfreeze_at and net.frozen_blocks:
             net.freeze(len(net.blocks))
             accelerator.print(f"epoch {epoch}: all backbone blocks now train")
-        train_loss, train_acc, train_images = train_one_epoch(model, train_loader, optimizer, accelerator, loss_weights, args,
-                                                progress)
-        val_loss, y_true, y_pred = validate(model, epoch_val_loader, accelerator, loss_weights, args, progress)
+        train_loss, train_acc, train_images = train_one_epoch(model, train_loader, optimizer, accelerator,
+                                                              loss_weights, args, progress, batch_mixing,
+                                                              weight_average)
+        val_loss, y_true, y_pred = validate(eval_model, epoch_val_loader, accelerator, loss_weights, args, progress)
         val_acc = sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / len(y_true)
         lr = optimizer.param_groups[0]["lr"]
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -368,10 +429,12 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
 
         accelerator.wait_for_everyone()
         if accelerator.is_main_process and improved:
-            _save_best(net, checkpoints / BEST_WEIGHTS)
+            _save_weights(kept_net, checkpoints / BEST_WEIGHTS)
         accelerator.save_state(str(checkpoints / "last"))
         if accelerator.is_main_process:
             (checkpoints / "last" / "trainer_state.json").write_text(json.dumps(state, indent=1))
+            if weight_average is not None:
+                _save_weights(weight_average, checkpoints / "last" / AVERAGE_WEIGHTS)
         if args.patience and state["epochs_without_improvement"] >= args.patience:
             accelerator.print(f"early stop: no better validation loss for {args.patience} epochs")
             break
@@ -386,7 +449,7 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
         "n_train": len(splits.train),
         "corrections_used": (corrections["added_train"] + corrections["added_val"] + corrections["relabelled"])
         if corrections else 0,
-        "corrections": corrections, "crossval": crossval, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+        "corrections": corrections, "extra_train": extra_train, "crossval": crossval, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
         "training": {**{k: v for k, v in vars(args).items() if k in TRAINING_KEYS},
                      "weights": weights, "trainable_blocks": trainable_blocks,
                      "class_weights": [round(w, 4) for w in loss_weights.tolist()] if loss_weights is not None
@@ -394,7 +457,7 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
     }
     classifier = PhoneGradeClassifier(config)
     classifier.net.load_state_dict(load_file(str(checkpoints / BEST_WEIGHTS)) if args.keep == "best"
-                                   else net.state_dict())
+                                   else kept_net.state_dict())
     classifier.to(accelerator.device).eval()
     y_true, y_pred = [], []
     with torch.no_grad():

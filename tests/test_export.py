@@ -6,7 +6,7 @@ import torch
 
 from phonegrade import PhoneGradeClassifier
 from phonegrade.cli import main as cli_main
-from phonegrade.export import compare, labelled_images, load_exported
+from phonegrade.export import compare, exported_config, int8_engine, labelled_images, load_exported
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,25 @@ def test_export_round_trip_agrees_with_the_original(which, fmt, int8, trained_si
         assert result["top1_agreement"] == 1.0 and result["max_probability_difference"] < 1e-4
     # Any batch size, not just the one traced or exported with.
     assert load_exported(output)(pixels[:5]).shape == (5, 3)
+
+
+def test_int8_torchscript_runs_with_the_engine_it_was_quantised_for(tiny_mobilenet, side_data, tmp_path):
+    output = tmp_path / "model.int8.torchscript.pt"
+    assert cli_main(["export", "--model", str(tiny_mobilenet), "--format", "torchscript", "--int8", "--output",
+                     str(output), "--data", str(side_data), "--min-agreement", "0"]) == 0
+    assert exported_config(output)["quantized_engine"] == int8_engine()
+    model = PhoneGradeClassifier.from_pretrained(tiny_mobilenet)
+    pixels, _, _ = labelled_images(model, str(side_data), "val", 12)
+    reference = load_exported(output)(pixels)
+    # A process set to another engine still gets the file's results, and keeps its own setting.
+    before = torch.backends.quantized.engine
+    other = next(e for e in torch.backends.quantized.supported_engines if e not in (int8_engine(), "none"))
+    torch.backends.quantized.engine = other
+    try:
+        assert torch.allclose(load_exported(output)(pixels), reference)
+        assert torch.backends.quantized.engine == other
+    finally:
+        torch.backends.quantized.engine = before
 
 
 def test_onnx_file_carries_labels_and_preprocessing(trained_side_model, tmp_path):

@@ -39,3 +39,21 @@ def test_focal_loss_down_weights_confident_correct_predictions():
 
 def test_balanced_class_weights_follow_inverse_frequency():
     assert torch.allclose(balanced_class_weights([10, 20, 30]), torch.tensor([2.0, 1.0, 2 / 3]))
+
+
+def test_focal_loss_of_one_hot_soft_targets_equals_the_hard_label_loss():
+    torch.manual_seed(2)
+    logits, targets = torch.randn(8, 3), torch.randint(0, 3, (8,))
+    weights = torch.tensor([1.0, 2.0, 0.5])
+    soft = F.one_hot(targets, 3).float()
+    assert torch.allclose(focal_loss(logits, soft, 2.0, weights), focal_loss(logits, targets, 2.0, weights))
+
+
+def test_focal_loss_of_mixed_targets_mixes_the_two_label_losses():
+    # MixUp's targets: lam of one label, 1 - lam of another; the loss is linear in the targets.
+    torch.manual_seed(3)
+    logits = torch.randn(4, 3)
+    a, b, lam = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 1, 0, 2]), 0.3
+    mixed = lam * F.one_hot(a, 3).float() + (1 - lam) * F.one_hot(b, 3).float()
+    expected = lam * focal_loss(logits, a, 2.0) + (1 - lam) * focal_loss(logits, b, 2.0)
+    assert torch.allclose(focal_loss(logits, mixed, 2.0), expected)

@@ -96,3 +96,45 @@ def test_unknown_arch_lists_the_registry():
 def test_wearnet_refuses_imagenet_weights():
     with pytest.raises(PretrainedWeightsError, match="wearnet has no pretrained weights"):
         create_model("wearnet", weights="imagenet")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_folded_batchnorm_gives_the_same_probabilities(arch):
+    from phonegrade import PhoneGradeClassifier
+
+    torch.manual_seed(0)
+    classifier = PhoneGradeClassifier({"task": "side", "arch": arch, "labels": ["front", "back", "none"],
+                                       "image_size": 64})
+    for module in classifier.modules():  # BatchNorm statistics away from the identity, as after training
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    classifier.eval()
+    folded = classifier.folded_net()
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(folded(pixels).softmax(1), classifier(pixels).softmax(1), atol=1e-5)
+    def batchnorms(module):
+        return sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+
+    # Kept: a BatchNorm after a concatenation (WearNet's multi-scale blocks) or before its convolution (DenseNet).
+    expected = {"resnet50": 0, "mobilenet_v2": 0, "wearnet": 4, "wearnet+resnet50": 4, "wearnet+mobilenet_v2": 4}
+    if arch in expected:
+        assert batchnorms(folded) == expected[arch]
+    assert batchnorms(folded) < batchnorms(classifier)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in folded.modules())  # the head's
+
+
+def test_folded_net_is_reused_until_the_weights_change(trained_side_model):
+    from phonegrade import PhoneGradeClassifier
+
+    classifier = PhoneGradeClassifier.from_pretrained(trained_side_model)
+    folded = classifier.folded_net()
+    assert classifier.folded_net() is folded
+    pixels = torch.randn(1, 3, 48, 48)
+    with torch.no_grad():
+        classifier.net.head[-1].bias.add_(1.0)  # as an optimizer step or load_state_dict would
+        refreshed = classifier.folded_net()
+        assert refreshed is not folded
+        assert torch.allclose(refreshed(pixels), classifier(pixels), atol=1e-5)
+    assert classifier.predict_proba(pixels, fold_batchnorm=True).allclose(classifier.predict_proba(pixels), atol=1e-5)

@@ -47,7 +47,8 @@ def test_from_pretrained_reproduces_the_best_checkpoint_and_its_metrics(trained_
 
 def test_resumed_run_ends_like_an_uninterrupted_one(side_data, tmp_path):
     common = ["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--image-size", "32",
-              "--batch-size", "8", "--workers", "0", "--seed", "5", "--patience", "0"]
+              "--batch-size", "8", "--workers", "0", "--seed", "5", "--patience", "0",
+              "--ema-decay", "0.8"]  # the weight average is resumed too
     run_train([*common, "--output-dir", str(tmp_path / "full"), "--epochs", "3"])
     run_train([*common, "--output-dir", str(tmp_path / "split"), "--epochs", "1"])
     resumed = run_train([*common, "--output-dir", str(tmp_path / "split"), "--epochs", "3", "--resume"])
@@ -129,6 +130,68 @@ def test_early_stopping_class_weights_and_bf16(side_data, tmp_path):
     assert config["training"]["class_weights"] == [1.0, 1.0, 1.0]  # the synthetic classes are balanced
     assert config["training"]["mixed_precision"] == "bf16"
     assert config["best_epoch"] <= config["epochs_run"]
+
+
+def test_weight_average_follows_the_ema_formula():
+    from argparse import Namespace
+
+    from phonegrade.train import build_weight_average
+
+    model = torch.nn.Linear(2, 1)
+    average = build_weight_average(model, Namespace(ema_decay=0.9))
+    start = model.weight.detach().clone()
+    average.update_parameters(model)  # the first update copies
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update_parameters(model)
+    assert torch.allclose(average.module.weight, 0.9 * start + 0.1 * (start + 1.0))
+    with pytest.raises(ValueError, match="--ema-decay"):
+        build_weight_average(model, Namespace(ema_decay=1.5))
+
+
+def test_batch_mixing_gives_soft_targets_that_sum_to_one():
+    from argparse import Namespace
+
+    from phonegrade.train import build_batch_mixing
+
+    assert build_batch_mixing(Namespace(mixup_alpha=0.0, cutmix_alpha=0.0), 3) is None
+    mixing = build_batch_mixing(Namespace(mixup_alpha=0.4, cutmix_alpha=1.0), 3)
+    images, targets = mixing(torch.rand(6, 3, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2]))
+    assert images.shape == (6, 3, 16, 16) and targets.shape == (6, 3)
+    assert torch.allclose(targets.sum(dim=1), torch.ones(6))
+
+
+def test_mixing_and_weight_average_train_and_keep_the_averaged_weights(side_data, tmp_path):
+    run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir", str(tmp_path),
+               "--epochs", "2", "--patience", "0", "--image-size", "32", "--workers", "0", "--batch-size", "8",
+               "--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--ema-decay", "0.5", "--keep", "last"])
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["training"]["ema_decay"] == 0.5 and config["training"]["cutmix_alpha"] == 1.0
+    # The saved model is the average: the resume checkpoint holds both it and the raw weights, which differ.
+    saved = load_file(tmp_path / "model.safetensors")
+    raw = load_file(tmp_path / "checkpoints" / "last" / "model.safetensors")
+    averaged = load_file(tmp_path / "checkpoints" / "last" / "weight_average.safetensors")
+    for name in ("head.10.weight", "blocks.0.0.weight"):
+        assert torch.equal(saved[name], averaged["module." + name])
+        assert not torch.equal(saved[name], raw[name])
+
+
+def test_extra_training_images_join_training_only(side_data, tmp_path):
+    from phonegrade.synth import write_synthetic_dataset
+
+    extra = tmp_path / "renders"
+    write_synthetic_dataset("side", extra, per_class=2, size=32, seed=9, progress=False)
+    common = ["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--epochs", "1", "--image-size", "32",
+              "--workers", "0"]
+    run_train([*common, "--output-dir", str(tmp_path / "plain")])
+    result = run_train([*common, "--output-dir", str(tmp_path / "extra"), "--extra-train", str(extra)])
+    plain = json.loads((tmp_path / "plain" / "config.json").read_text())
+    mixed = json.loads((tmp_path / "extra" / "config.json").read_text())
+    assert f"extra training data {extra}: 6 images" in result.stdout
+    assert mixed["n_train"] == plain["n_train"] + 6
+    assert mixed["metrics"]["n_val"] == plain["metrics"]["n_val"]
+    assert mixed["extra_train"] == [{"source": str(extra), "images": 6}]
+    assert f"6 come from `{extra}`" in (tmp_path / "extra" / "README.md").read_text()
 
 
 def test_hub_dataset_id_is_a_data_source(tmp_path):
