@@ -4,12 +4,15 @@
 
 Every fold is an ordinary `train.py` run (same arguments) on k-1 folds, validated on the held-out fold, so
 a few hundred photos give a mean ± std instead of one lucky 80/20 split. OUT/fold-S-K/ holds each run's
-model folder (without its resume checkpoints); OUT/crossval.json the summary.
+model folder (without its resume checkpoints); OUT/crossval.json the summary; OUT/predictions.csv every photo's
+out-of-fold prediction (from the run that did not train on it). The wrong predictions made with the most
+confidence are printed too: on a hand-labelled set they are the first labels to check.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import statistics
@@ -58,6 +61,30 @@ def summarize_folds(fold_metrics: list[dict], labels: list[str]) -> dict:
     }
 
 
+def out_of_fold_rows(classifier, val: list[Sample], seed: int, fold: int) -> list[dict]:
+    """One row per held-out photo: its label, the fold model's prediction and probabilities."""
+    probabilities = classifier.predict_proba([s.load() for s in val])
+    rows = []
+    for sample, row in zip(val, probabilities.tolist(), strict=True):
+        rows.append({"seed": seed, "fold": fold, "image": sample.key, "label": classifier.labels[sample.label],
+                     "predicted": classifier.labels[max(range(len(row)), key=row.__getitem__)],
+                     **{f"p_{label}": round(p, 4) for label, p in zip(classifier.labels, row, strict=True)}})
+    return rows
+
+
+def confident_errors(rows: list[dict], threshold: float) -> list[dict]:
+    """Wrong predictions with at least `threshold` probability, most confident first."""
+    wrong = [r for r in rows if r["predicted"] != r["label"] and r[f"p_{r['predicted']}"] >= threshold]
+    return sorted(wrong, key=lambda r: -r[f"p_{r['predicted']}"])
+
+
+def write_rows(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def format_summary(summary: dict) -> str:
     acc, f1 = summary["accuracy"], summary["macro_f1"]
     lines = [f"{summary['folds_run']} runs: accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, "
@@ -72,13 +99,14 @@ def format_summary(summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from .hub import PhoneGradeClassifier
     from .train import CHECKPOINT_DIR
     from .train import main as train_main
 
     out = Path(args.output_dir)
     source = load_splits(args.data, args.task)
     samples = source.train + source.val  # the whole set: the folds make their own splits
-    fold_metrics = []
+    fold_metrics, rows = [], []
     for seed in args.seeds:
         for k, (train, val) in enumerate(kfold_splits(samples, args.folds, seed), start=1):
             name = f"fold-{seed}-{k}"
@@ -87,14 +115,24 @@ def run(args: argparse.Namespace) -> dict:
                                               "output_dir": str(out / name)})
             folder = train_main(fold_args, splits=Splits(train, val, source.labels, f"{source.source} ({name})"))
             fold_metrics.append(json.loads((folder / "metrics.json").read_text()))
+            rows += out_of_fold_rows(PhoneGradeClassifier.from_pretrained(folder), val, seed, k)
             shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)  # resume state: a fold is never resumed
     summary = {"task": args.task, "arch": args.arch, "data": str(args.data), "folds": args.folds,
                "seeds": args.seeds, "n_images": len(samples),
                **summarize_folds(fold_metrics, list(source.labels)),
+               "confident_errors": len(confident_errors(rows, args.suspect_threshold)),
                "training": {k: v for k, v in vars(args).items() if k not in ("func", "command", "data", "output_dir")}}
     out.mkdir(parents=True, exist_ok=True)
     (out / "crossval.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print("\n" + format_summary(summary) + f"\n\nsummary: {out / 'crossval.json'}")
+    write_rows(rows, out / "predictions.csv")
+    suspects = confident_errors(rows, args.suspect_threshold)
+    print("\n" + format_summary(summary))
+    if suspects:
+        print(f"\n{len(suspects)} held-out photos were predicted wrong with probability ≥ {args.suspect_threshold} "
+              f"(check their labels first):")
+        for r in suspects[:10]:
+            print(f"  {r['image']}: labelled {r['label']}, predicted {r['predicted']} ({r[f'p_' + r['predicted']]:.2f})")
+    print(f"\nsummary: {out / 'crossval.json'}; every photo's out-of-fold prediction: {out / 'predictions.csv'}")
     return summary
 
 
@@ -105,3 +143,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=5, help="k of the stratified k-fold split")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="repeat the k folds for each seed (fold assignment and training seed)")
+    parser.add_argument("--suspect-threshold", type=float, default=0.8,
+                        help="list held-out photos predicted wrong with at least this probability")

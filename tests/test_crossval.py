@@ -1,4 +1,5 @@
 import argparse
+import csv
 import json
 import statistics
 from collections import Counter
@@ -8,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from phonegrade.cli import main as cli_main
-from phonegrade.crossval import add_arguments, kfold_splits, summarize_folds
+from phonegrade.crossval import add_arguments, confident_errors, kfold_splits, summarize_folds
 from phonegrade.data import Sample
 from phonegrade.hub import PhoneGradeClassifier
 from phonegrade.models import create_model
@@ -74,6 +75,24 @@ def test_crossval_command_trains_each_fold_and_reports_what_the_folds_measured(s
     assert not (out / "fold-0-1" / "checkpoints").exists()
     assert PhoneGradeClassifier.from_pretrained(out / "fold-0-1").labels == ["front", "back", "none"]
     assert "3 runs: accuracy" in capsys.readouterr().out
+    # Every photo's out-of-fold prediction, by the fold model that did not train on it: the folds' numbers.
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 36 and len({r["image"] for r in rows}) == 36
+    for k, metrics in enumerate(folds, start=1):
+        fold_rows = [r for r in rows if r["fold"] == str(k)]
+        assert len(fold_rows) == metrics["n_val"]
+        assert sum(r["label"] == r["predicted"] for r in fold_rows) / len(fold_rows) == pytest.approx(metrics["accuracy"])
+    assert summary["confident_errors"] == len(confident_errors(
+        [{**r, **{key: float(v) for key, v in r.items() if key.startswith("p_")}} for r in rows], 0.8))
+
+
+def test_confident_errors_are_the_wrong_predictions_above_the_threshold_most_confident_first():
+    rows = [{"image": "a", "label": "front", "predicted": "back", "p_front": 0.1, "p_back": 0.85, "p_none": 0.05},
+            {"image": "b", "label": "front", "predicted": "front", "p_front": 0.95, "p_back": 0.05, "p_none": 0.0},
+            {"image": "c", "label": "none", "predicted": "back", "p_front": 0.0, "p_back": 0.97, "p_none": 0.03},
+            {"image": "d", "label": "none", "predicted": "front", "p_front": 0.6, "p_back": 0.1, "p_none": 0.3}]
+    assert [r["image"] for r in confident_errors(rows, 0.8)] == ["c", "a"]
 
 
 def test_init_from_starts_training_from_another_models_weights(trained_side_model, side_data, tmp_path):
