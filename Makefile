@@ -45,12 +45,13 @@ runs/%-synth-model/model.safetensors: | $(VENV)/.installed
 	  --data-description "synthetic renders from \`phonegrade synth\` ($(SYNTH_PER_CLASS_$*) per class), not real photos"
 	rm -rf runs/$*-synth-model/checkpoints
 
-# Step 2, side: fine-tuned on real photos (SIDE_REAL, a front/back/none imagefolder), after 5-fold
-# cross-validation of the same recipe; the card reports both. Without SIDE_REAL the synthetic model is the default.
+# Step 2, side: fine-tuned on real photos (SIDE_REAL, a front/back/none imagefolder) with the stem and first block
+# frozen (recipe K of docs/side-real.md), after 5-fold cross-validation of the same recipe; the card reports both.
+# Without SIDE_REAL the synthetic model is the default.
 # No real scratch photos exist yet: the scratch default is step 1's model.
 SIDE_REAL ?= ../shared/data/side-real-dev
-SIDE_RECIPE ?= --task side --arch wearnet --init-from runs/side-synth-model --image-size 128 --epochs 50 \
-	--scheduler cosine --lr 2e-3 --patience 0 --keep last --no-progress
+SIDE_RECIPE ?= --task side --arch wearnet --init-from runs/side-synth-model --trainable-blocks 3 --image-size 128 \
+	--epochs 50 --scheduler cosine --lr 2e-3 --patience 0 --keep last --no-progress
 # (The synthetic model is made inside the recipe, so that a committed default never depends on it.)
 data/models/side-default/model.safetensors: | $(VENV)/.installed
 	$(MAKE) runs/side-synth-model/model.safetensors

@@ -118,9 +118,10 @@ class PhoneGradeClassifier(nn.Module):
         """A copy of the network for inference with every BatchNorm folded into the convolution or linear layer
         before it: one pass less over each activation map (MobileNetV2 and ResNet50 are full of them), the same
         outputs to about 1e-6. Made on first use and again after the weights change (a new tensor or an in-place
-        update of any of them); `self.net` is left as it is, for training and saving."""
+        update of any of them; weights made under `torch.inference_mode` keep no update count, so there only a
+        new tensor counts); `self.net` is left as it is, for training and saving."""
         tensors = [*self.net.parameters(), *self.net.buffers()]
-        fingerprint = tuple((t.device, t.data_ptr(), t._version) for t in tensors)
+        fingerprint = tuple((t.device, t.data_ptr(), None if t.is_inference() else t._version) for t in tensors)
         if self._folded is None or self._folded[0] != fingerprint:
             from torch.fx.experimental.optimization import fuse
 

@@ -138,3 +138,6 @@ def test_folded_net_is_reused_until_the_weights_change(trained_side_model):
         assert refreshed is not folded
         assert torch.allclose(refreshed(pixels), classifier(pixels), atol=1e-5)
     assert classifier.predict_proba(pixels, fold_batchnorm=True).allclose(classifier.predict_proba(pixels), atol=1e-5)
+    with torch.inference_mode():  # weights loaded here are inference tensors, which keep no update count
+        loaded = PhoneGradeClassifier.from_pretrained(trained_side_model)
+        assert loaded.predict_proba(pixels, fold_batchnorm=True).allclose(loaded.predict_proba(pixels), atol=1e-5)
