@@ -72,7 +72,8 @@ def test_trainable_top_on_frozen_features_equals_the_whole_net():
 
 
 def caching_args(**overrides) -> argparse.Namespace:
-    return argparse.Namespace(**{"no_augment": True, "unfreeze_at": None, "arch": "mobilenet_v2", **overrides})
+    return argparse.Namespace(**{"no_augment": True, "unfreeze_at": None, "arch": "mobilenet_v2", "mixup_alpha": 0.0,
+                                 "cutmix_alpha": 0.0, **overrides})
 
 
 @pytest.mark.parametrize(("arch", "trainable", "overrides", "message"), [
@@ -80,6 +81,7 @@ def caching_args(**overrides) -> argparse.Namespace:
     ("mobilenet_v2", 5, {"unfreeze_at": 3}, "--unfreeze-at makes the frozen blocks train later"),
     ("mobilenet_v2", None, {}, "no backbone block is frozen"),
     ("wearnet+mobilenet_v2", 5, {"arch": "wearnet+mobilenet_v2"}, r"side trunk of wearnet\+mobilenet_v2"),
+    ("mobilenet_v2", 5, {"cutmix_alpha": 1.0}, "--cutmix-alpha mix the images themselves"),
 ])
 def test_cache_features_refuses_what_it_cannot_cache(arch, trainable, overrides, message):
     model = create_model(arch, trainable_blocks=trainable)
