@@ -117,15 +117,15 @@ def run(args: argparse.Namespace) -> dict:
             fold_metrics.append(json.loads((folder / "metrics.json").read_text()))
             rows += out_of_fold_rows(PhoneGradeClassifier.from_pretrained(folder), val, seed, k)
             shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)  # resume state: a fold is never resumed
+    suspects = confident_errors(rows, args.suspect_threshold)
     summary = {"task": args.task, "arch": args.arch, "data": str(args.data), "folds": args.folds,
                "seeds": args.seeds, "n_images": len(samples),
                **summarize_folds(fold_metrics, list(source.labels)),
-               "confident_errors": len(confident_errors(rows, args.suspect_threshold)),
+               "confident_errors": len(suspects),
                "training": {k: v for k, v in vars(args).items() if k not in ("func", "command", "data", "output_dir")}}
     out.mkdir(parents=True, exist_ok=True)
     (out / "crossval.json").write_text(json.dumps(summary, indent=1) + "\n")
     write_rows(rows, out / "predictions.csv")
-    suspects = confident_errors(rows, args.suspect_threshold)
     print("\n" + format_summary(summary))
     if suspects:
         print(f"\n{len(suspects)} held-out photos were predicted wrong with probability ≥ {args.suspect_threshold} "

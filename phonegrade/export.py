@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -180,9 +181,14 @@ def exported_config(path: str | Path) -> dict:
 
         metadata = onnx.load(str(path), load_external_data=False).metadata_props
         return {p.key: json.loads(p.value) for p in metadata if p.key in CONFIG_KEYS}
-    extra = {"config.json": ""}
-    torch.jit.load(str(path), _extra_files=extra)
-    return json.loads(extra["config.json"])
+    # Read from the TorchScript archive (a zip) without loading the model: an int8 file must be loaded with the
+    # engine its config names.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith("/extra/config.json")), None)
+            return json.loads(archive.read(name)) if name else {}
+    except (zipfile.BadZipFile, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a TorchScript file written by `phonegrade export` ({err})") from err
 
 
 class ExportedClassifier:

@@ -74,6 +74,19 @@ def test_int8_torchscript_runs_with_the_engine_it_was_quantised_for(tiny_mobilen
         torch.backends.quantized.engine = before
 
 
+def test_files_not_written_by_export_are_refused_clearly(tmp_path):
+    from phonegrade.export import ExportedClassifier
+
+    plain = tmp_path / "plain.torchscript.pt"
+    torch.jit.save(torch.jit.trace(torch.nn.Conv2d(3, 3, 1), torch.zeros(1, 3, 4, 4)), str(plain))
+    with pytest.raises(ValueError, match="not a file written by `phonegrade export`"):
+        ExportedClassifier(plain)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a zip archive")
+    with pytest.raises(ValueError, match="not a TorchScript file written by `phonegrade export`"):
+        ExportedClassifier(garbage)
+
+
 def test_onnx_file_carries_labels_and_preprocessing(trained_side_model, tmp_path):
     import onnx
 
