@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> dict:
         print(f"\n{len(suspects)} held-out photos were predicted wrong with probability ≥ {args.suspect_threshold} "
               f"(check their labels first):")
         for r in suspects[:10]:
-            print(f"  {r['image']}: labelled {r['label']}, predicted {r['predicted']} ({r[f'p_' + r['predicted']]:.2f})")
+            confidence = r[f"p_{r['predicted']}"]
+            print(f"  {r['image']}: labelled {r['label']}, predicted {r['predicted']} ({confidence:.2f})")
     print(f"\nsummary: {out / 'crossval.json'}; every photo's out-of-fold prediction: {out / 'predictions.csv'}")
     return summary
 

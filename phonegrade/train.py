@@ -449,7 +449,8 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
         "n_train": len(splits.train),
         "corrections_used": (corrections["added_train"] + corrections["added_val"] + corrections["relabelled"])
         if corrections else 0,
-        "corrections": corrections, "extra_train": extra_train, "crossval": crossval, "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+        "corrections": corrections, "extra_train": extra_train, "crossval": crossval, "epochs_run": state["epoch"],
+        "best_epoch": state["best_epoch"],
         "training": {**{k: v for k, v in vars(args).items() if k in TRAINING_KEYS},
                      "weights": weights, "trainable_blocks": trainable_blocks,
                      "class_weights": [round(w, 4) for w in loss_weights.tolist()] if loss_weights is not None
