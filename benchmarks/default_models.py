@@ -5,8 +5,8 @@
 
 For each default model: single-image calls of `PhoneGradeClassifier.predict([path], fold_batchnorm=True)`, what
 the demo does for an upload, over phone-camera-sized JPEG photos (decode, resize and the network included), and
-of the network alone (`folded_net()`) on one preprocessed image. p50 / p95 over --images calls after a warm-up. Target (issue 6): the side model at
-most 30 ms per image. Also the preprocessing of one photo with phonegrade's reduced decoding (JPEG decoded at 1/2
+of the network alone (`folded_net()`) on one preprocessed image. p50 / p95 over --images calls after a warm-up.
+Target (issue 6): the side model at most 30 ms per image. Also the preprocessing of one photo with phonegrade's reduced decoding (JPEG decoded at 1/2
 to 1/8 scale, then a whole-factor box shrink) against a full-size decode and one resize, as a ratio. The last
 line printed is one JSON object.
 """

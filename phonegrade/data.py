@@ -323,6 +323,11 @@ def _dataset_samples(dataset, task: str, name: str) -> list[Sample]:
     return samples
 
 
+def _is_imagefolder(path: Path) -> bool:
+    """A folder of class folders (or train/ and val/ ones), not a `datasets` folder saved with save_to_disk."""
+    return path.is_dir() and not (path / "dataset_dict.json").exists() and not (path / "dataset_info.json").exists()
+
+
 def load_splits(data: str | os.PathLike, task: str, val_fraction: float = 0.2, seed: int = 0) -> Splits:
     """Training and validation samples from an imagefolder, a `datasets` folder on disk, or a Hub dataset id.
 
@@ -331,7 +336,7 @@ def load_splits(data: str | os.PathLike, task: str, val_fraction: float = 0.2, s
     """
     labels = labels_for_task(task)
     path = Path(data)
-    if path.is_dir() and not (path / "dataset_dict.json").exists() and not (path / "dataset_info.json").exists():
+    if _is_imagefolder(path):
         val_dir = next((path / n for n in ("val", "validation", "valid", "test") if (path / n).is_dir()), None)
         if (path / "train").is_dir() and val_dir is not None:
             train, skipped_train = imagefolder_samples(path / "train", task)
@@ -368,8 +373,7 @@ def load_splits(data: str | os.PathLike, task: str, val_fraction: float = 0.2, s
 def load_all_samples(data: str | os.PathLike, task: str) -> list[Sample]:
     """Every labelled image of a source `load_splits` takes (an imagefolder's train/ and val/ alike)."""
     path = Path(data)
-    if path.is_dir() and not (path / "train").is_dir() and not (path / "dataset_dict.json").exists() \
-            and not (path / "dataset_info.json").exists():
+    if _is_imagefolder(path) and not (path / "train").is_dir():
         samples, _ = imagefolder_samples(path, task)  # no split: a class with one image is fine here
         return samples
     splits = load_splits(data, task)

@@ -77,7 +77,7 @@ def iter_probabilities(classifier, sources: Sequence[ImageSource], batch_size: i
     channels_last: run a PyTorch model in that layout (its weights are converted in place): convolutions run
     faster so on CPUs (oneDNN) and GPUs, and probabilities change in the last bits (about 1e-7).
     fold_batchnorm: run a PhoneGradeClassifier's `folded_net` (BatchNorm folded into the layer before it;
-    probabilities change by about 1e-6).
+    probabilities change by about 1e-6); an exported file runs as it was exported.
     """
     from tqdm.auto import tqdm
 
@@ -89,7 +89,8 @@ def iter_probabilities(classifier, sources: Sequence[ImageSource], batch_size: i
     if isinstance(classifier, torch.nn.Module):
         classifier.to(memory_format=memory_format)
     classifier.eval()
-    network = classifier.folded_net().to(memory_format=memory_format) if fold_batchnorm else classifier
+    foldable = fold_batchnorm and hasattr(classifier, "folded_net")
+    network = classifier.folded_net().to(memory_format=memory_format) if foldable else classifier
     with tqdm(total=len(dataset), desc="predict", unit="img", leave=False,
               disable=None if progress is None else not progress) as bar:
         for pixels, errors in loader:
@@ -131,7 +132,7 @@ def prediction_records(classifier, images: Sequence[tuple[str, ImageSource]], ba
     (with BatchNorm folded, for a PyTorch model)."""
     sources = [source for _, source in images]
     probabilities = iter_probabilities(classifier, sources, batch_size, workers, progress, channels_last=True,
-                                       fold_batchnorm=hasattr(classifier, "folded_net"))
+                                       fold_batchnorm=True)
     for (name, _), (row, error) in zip(images, probabilities, strict=True):
         if error:
             yield {"image": name, "error": error}

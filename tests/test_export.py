@@ -6,7 +6,7 @@ import torch
 
 from phonegrade import PhoneGradeClassifier
 from phonegrade.cli import main as cli_main
-from phonegrade.export import compare, exported_config, int8_engine, labelled_images, load_exported
+from phonegrade.export import SUFFIXES, compare, exported_config, int8_engine, labelled_images, load_exported
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,23 @@ def test_files_not_written_by_export_are_refused_clearly(tmp_path):
     garbage.write_bytes(b"not a zip archive")
     with pytest.raises(ValueError, match="not a TorchScript file written by `phonegrade export`"):
         ExportedClassifier(garbage)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_predict_grades_photos_with_an_exported_file_as_with_the_model(fmt, trained_side_model, side_data, tmp_path,
+                                                                      capsys):
+    output = tmp_path / f"model{SUFFIXES[fmt]}"
+    assert cli_main(["export", "--model", str(trained_side_model), "--format", fmt, "--output", str(output),
+                     "--data", str(side_data)]) == 0
+    capsys.readouterr()
+    photos = str(side_data / "val")
+    graded = {}
+    for model in (str(trained_side_model), str(output)):
+        assert cli_main(["predict", "--model", model, photos, "--json", "--no-progress"]) == 0
+        graded[model] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ours, theirs = graded[str(trained_side_model)], graded[str(output)]
+    assert [r["image"] for r in ours] == [r["image"] for r in theirs] and len(ours) == 6
+    assert [r["label"] for r in ours] == [r["label"] for r in theirs]
 
 
 def test_onnx_file_carries_labels_and_preprocessing(trained_side_model, tmp_path):
