@@ -27,7 +27,9 @@ def test_predict_accepts_paths_pil_images_bytes_and_tensors(trained_side_model, 
     assert list(as_path) == ["front", "back", "none"] and sum(as_path.values()) == pytest.approx(1.0)
     tensor = model.transform(image.convert("RGB"))
     assert model.predict([tensor])[0] == pytest.approx(as_path)
-    assert model.predict(path) == [as_path]  # a single image need not be wrapped in a list
+    # A single image need not be wrapped in a list. A batch of one may take other CPU kernels than a batch of
+    # three, so the last bits of the probabilities may differ.
+    assert model.predict(path) == [pytest.approx(as_path)]
 
 
 def test_preprocess_gives_the_pixels_predict_uses_for_paths_and_large_jpegs(trained_side_model, side_data, tmp_path):
