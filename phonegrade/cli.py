@@ -1,4 +1,4 @@
-"""The `phonegrade` command: synth, train, crossval, evaluate, predict, export, corrections."""
+"""The `phonegrade` command: synth, train, crossval, ensemble, evaluate, predict, export, corrections."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ def _train(args: argparse.Namespace) -> None:
 
 def _crossval(args: argparse.Namespace) -> None:
     from .crossval import run
+
+    run(args)
+
+
+def _ensemble(args: argparse.Namespace) -> None:
+    from .ensemble import run
 
     run(args)
 
@@ -98,6 +104,7 @@ def _corrections(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .crossval import add_arguments as add_crossval_arguments
+    from .ensemble import add_arguments as add_ensemble_arguments
     from .evaluate import add_arguments as add_evaluate_arguments
     from .export import add_arguments as add_export_arguments
     from .predict import add_arguments as add_predict_arguments
@@ -131,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                "report accuracy, macro F1 and per-class recall as mean ± std.")
     add_crossval_arguments(crossval)
     crossval.set_defaults(func=_crossval)
+
+    ensemble = commands.add_parser("ensemble", formatter_class=formatter,
+                                   help="one model that averages the probabilities of several trained models",
+                                   description="Build a model folder whose prediction is the mean of its members' "
+                                               "class probabilities, score it on the members' validation split "
+                                               "and, with --crossval-runs, by cross-validation.")
+    add_ensemble_arguments(ensemble)
+    ensemble.set_defaults(func=_ensemble)
 
     evaluate = commands.add_parser("evaluate", formatter_class=formatter,
                                    help="accuracy, confusion matrix and per-class report of a model on data")

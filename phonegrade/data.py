@@ -328,6 +328,14 @@ def _is_imagefolder(path: Path) -> bool:
     return path.is_dir() and not (path / "dataset_dict.json").exists() and not (path / "dataset_info.json").exists()
 
 
+def model_split_settings(config: dict) -> dict:
+    """The `val_fraction` and `seed` a model's training split was made with, for re-making that split.
+
+    Defaults where the config records none: a cross-validation fold model was given its split, not a fraction."""
+    training = config.get("training", {})
+    return {"val_fraction": training.get("val_fraction") or 0.2, "seed": training.get("seed") or 0}
+
+
 def load_splits(data: str | os.PathLike, task: str, val_fraction: float = 0.2, seed: int = 0) -> Splits:
     """Training and validation samples from an imagefolder, a `datasets` folder on disk, or a Hub dataset id.
 

@@ -63,7 +63,9 @@ def describe_training_data(model: LoadedModel) -> str:
         measured = f", validation accuracy {accuracy:.3f} on {config['metrics']['n_val']} images"
     else:
         measured = ""
-    return f"trained on {described}{measured}"
+    members = config.get("members", 1)
+    ensemble = f"{members} {config['arch']} models averaged, each " if members > 1 else ""
+    return f"{ensemble}trained on {described}{measured}"
 
 
 class Grader:

@@ -114,13 +114,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from .data import load_splits
+    from .data import load_splits, model_split_settings
     from .hub import PhoneGradeClassifier
 
     classifier = PhoneGradeClassifier.from_pretrained(args.model, revision=args.revision)
-    training = classifier.config.get("training", {})
-    splits = load_splits(args.data, classifier.task, val_fraction=training.get("val_fraction", 0.2),
-                         seed=training.get("seed", 0))
+    splits = load_splits(args.data, classifier.task, **model_split_settings(classifier.config))
     samples = {"val": splits.val, "train": splits.train, "all": splits.train + splits.val}[args.split]
     y_true, y_pred = evaluate_samples(classifier, samples, args.batch_size, args.workers)
     metrics = compute_metrics(y_true, y_pred, classifier.labels, classifier.task, classifier.arch)

@@ -49,7 +49,7 @@ def default_output(model: str, fmt: str, int8: bool) -> Path:
 def labelled_images(classifier, data: str | None, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(pixels, labels, description): at most `count` images of `split` ("train" or "val") of `data`, or
     `count` synthetic renders of the model's task (a different set per split) when there is no data."""
-    from .data import PhotoDataset, load_splits
+    from .data import PhotoDataset, load_splits, model_split_settings
 
     if data is None:
         from .synth import render
@@ -59,8 +59,7 @@ def labelled_images(classifier, data: str | None, split: str, count: int) -> tup
         pixels = [classifier.transform(render(classifier.task, classifier.labels[i], classifier.image_size, rng))
                   for i in labels]
         return torch.stack(pixels), torch.tensor(labels), f"{count} synthetic renders (phonegrade synth)"
-    training = classifier.config.get("training", {})
-    splits = load_splits(data, classifier.task, training.get("val_fraction", 0.2), training.get("seed", 0))
+    splits = load_splits(data, classifier.task, **model_split_settings(classifier.config))
     samples = splits.train if split == "train" else splits.val
     chosen = samples[::max(1, -(-len(samples) // count))]  # an even stride keeps the split's label mix
     pixels, labels = zip(*PhotoDataset(chosen, classifier.transform, classifier.image_size), strict=True)

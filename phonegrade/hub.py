@@ -17,7 +17,7 @@ from torch import nn
 
 from .data import IMAGENET_MEAN, IMAGENET_STD, ImageLoadError, decode_side, eval_transform, load_image
 from .labels import labels_for_task
-from .models import ARCHS, create_model
+from .models import ARCHS, MeanProbabilityEnsemble, create_model
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -49,6 +49,9 @@ def _validated_config(config: object, where: str) -> dict:
                              f"({list(expected)})")
     if not isinstance(config["image_size"], int) or not 16 <= config["image_size"] <= 1024:
         raise ModelLoadError(f"{where}: image_size must be an integer between 16 and 1024")
+    members = config.get("members", 1)
+    if not isinstance(members, int) or isinstance(members, bool) or not 1 <= members <= 16:
+        raise ModelLoadError(f"{where}: members (ensemble size) must be an integer between 1 and 16")
     return config
 
 
@@ -94,7 +97,11 @@ class PhoneGradeClassifier(nn.Module):
     def __init__(self, config: dict):
         super().__init__()
         self.config = _validated_config(dict(config), "config")
-        self.net = create_model(self.arch, len(self.labels), weights="none")
+        if self.members == 1:
+            self.net = create_model(self.arch, len(self.labels), weights="none")
+        else:
+            self.net = MeanProbabilityEnsemble([create_model(self.arch, len(self.labels), weights="none")
+                                                for _ in range(self.members)])
         self.transform = eval_transform(self.image_size, self.mean, self.std)
         self.source: str | None = None  # where it was loaded from, for display
         self.revision: str | None = None
@@ -106,6 +113,7 @@ class PhoneGradeClassifier(nn.Module):
     image_size = property(lambda self: self.config["image_size"])
     mean = property(lambda self: tuple(self.config.get("mean", IMAGENET_MEAN)))
     std = property(lambda self: tuple(self.config.get("std", IMAGENET_STD)))
+    members = property(lambda self: self.config.get("members", 1))  # > 1: a MeanProbabilityEnsemble
 
     @property
     def device(self) -> torch.device:
@@ -166,6 +174,28 @@ class PhoneGradeClassifier(nn.Module):
                                  f"{len(model.labels)} labels): {str(err).splitlines()[0]}") from err
         model.source, model.revision = str(repo_or_dir), sha
         return model.to(device).eval()
+
+    @classmethod
+    def from_members(cls, members: list[PhoneGradeClassifier], config: dict | None = None) -> PhoneGradeClassifier:
+        """An ensemble averaging the probabilities of trained single models that share task, architecture and
+        preprocessing. Its config is the first member's, less that member's own measurements (`metrics`,
+        `crossval`); `config` adds to it or overrides it, e.g. a data description."""
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two member models")
+        first = members[0]
+        for member in members:
+            if member.members != 1:
+                raise ValueError(f"{member.source}: is itself an ensemble; pass its single models instead")
+            for key in ("task", "arch", "labels", "image_size", "mean", "std"):
+                if getattr(member, key) != getattr(first, key):
+                    raise ValueError(f"ensemble members must share {key}: {first.source} has "
+                                     f"{getattr(first, key)!r}, {member.source} has {getattr(member, key)!r}")
+        inherited = {k: v for k, v in first.config.items() if k not in ("metrics", "crossval")}
+        model = cls({**inherited, "members": len(members), **(config or {})})
+        for slot, member in zip(model.net.members, members, strict=True):
+            slot.load_state_dict(member.net.state_dict())
+        model.config["num_parameters"] = sum(p.numel() for p in model.net.parameters())
+        return model.eval()
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write model.safetensors and config.json (the card is written by `write_model_card`)."""

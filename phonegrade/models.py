@@ -7,6 +7,7 @@ same classification head. Pretrained-weight handling lives here too, in `load_ba
 from __future__ import annotations
 
 import contextlib
+import math
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -251,6 +252,27 @@ class TrainableTop(nn.Module):
 
     def forward(self, frozen: torch.Tensor) -> torch.Tensor:
         return self.net.head(self.net.trainable_features(frozen))
+
+
+class MeanProbabilityEnsemble(nn.Module):
+    """Several trained models of one architecture whose class probabilities are averaged.
+
+    Returns log mean probabilities in place of logits, so a softmax of the output is the members' mean
+    probability and everything that takes logits (prediction, evaluation, export) works unchanged. Averaging
+    pays where members make different errors; on the real side photos none measured above the single default
+    model (docs/side-real.md).
+    """
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_probs = torch.stack([F.log_softmax(member(x), dim=1) for member in self.members])
+        # log(mean(p)) computed stably: no probability underflows to log(0).
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
 
 
 def has_pretrained_backbone(arch: str) -> bool:

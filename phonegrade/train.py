@@ -263,6 +263,9 @@ def load_initial_model(net, source: str, task: str, arch: str) -> None:
     if (start.task, start.arch) != (task, arch):
         raise ValueError(f"--init-from {source} is a {start.arch} {start.task} model; this run trains a "
                          f"{arch} {task} model")
+    if start.members > 1:
+        raise ValueError(f"--init-from {source} is an ensemble of {start.members} models; fine-tune from one of "
+                         f"its members (the single models it was built from) instead")
     net.load_state_dict(start.net.state_dict())
 
 

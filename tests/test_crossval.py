@@ -1,6 +1,7 @@
 import argparse
 import csv
 import json
+import shutil
 import statistics
 from collections import Counter
 
@@ -85,6 +86,11 @@ def test_crossval_command_trains_each_fold_and_reports_what_the_folds_measured(s
         assert sum(r["label"] == r["predicted"] for r in fold_rows) / len(fold_rows) == pytest.approx(metrics["accuracy"])
     assert summary["confident_errors"] == len(confident_errors(
         [{**r, **{key: float(v) for key, v in r.items() if key.startswith("p_")}} for r in rows], 0.8))
+    # A fold model was given its split, so it records no --val-fraction; evaluating it still works.
+    flat = tmp_path / "flat"  # no train/ and val/: the model's split settings make the split
+    shutil.copytree(side_data / "train", flat)
+    assert cli_main(["evaluate", "--model", str(out / "fold-0-1"), "--data", str(flat),
+                     "--output", str(tmp_path / "eval")]) == 0
 
 
 def test_confident_errors_are_the_wrong_predictions_above_the_threshold_most_confident_first():
