@@ -23,6 +23,9 @@ import numpy as np
 from .data import Sample, Splits, load_splits
 
 
+# The numbers of a crossval summary that a model's config and card carry.
+CARD_KEYS = ("arch", "folds", "seeds", "n_images", "accuracy", "macro_f1", "recall")
+
 # Training options that make no sense for a fold (resuming, corrections, uploading) are off.
 SINGLE_RUN_DEFAULTS = {"resume": False, "corrections": None, "corrections_in_val": False, "push_to_hub": None,
                        "private": False, "val_fraction": None, "crossval_summary": None}

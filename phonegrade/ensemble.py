@@ -18,9 +18,10 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from .crossval import format_summary, summarize_folds, write_rows
+from .crossval import CARD_KEYS, format_summary, summarize_folds, write_rows
 from .data import load_splits, model_split_settings
 from .evaluate import compute_metrics, evaluate_samples, format_report, write_metrics
+
 
 def _read_crossval_run(folder: Path) -> tuple[dict, list[dict]]:
     try:
@@ -73,7 +74,8 @@ def combine_crossval(folders: list[str | Path]) -> tuple[dict, list[dict]]:
     summary = {"task": first["task"], "arch": first["arch"], "data": first.get("data"), "folds": first["folds"],
                "seeds": first["seeds"], "n_images": first["n_images"], "members": len(runs),
                **summarize_folds(fold_metrics, labels),
-               "member_runs": [{"run": str(folder), "accuracy": summary["accuracy"]} for folder, summary, _ in runs],
+               "member_runs": [{"run": str(folder), "accuracy": run_summary["accuracy"]}
+                               for folder, run_summary, _ in runs],
                "training": first.get("training", {})}
     return summary, combined
 
@@ -89,7 +91,7 @@ def _shared_split(members) -> dict:
     return {key: settings[0][key] for key in ("val_fraction", "seed")}
 
 
-def build(args: argparse.Namespace) -> Path:
+def run(args: argparse.Namespace) -> Path:
     from .hub import PhoneGradeClassifier, write_model_card
 
     if args.crossval_runs and len(args.crossval_runs) != len(args.members):
@@ -110,8 +112,7 @@ def build(args: argparse.Namespace) -> Path:
         (out / "crossval.json").write_text(json.dumps(summary, indent=1) + "\n")
         write_rows(rows, out / "crossval_predictions.csv")
         print(format_summary(summary) + "\n")
-        extra["crossval"] = {key: summary[key] for key in ("arch", "folds", "seeds", "n_images", "members",
-                                                           "accuracy", "macro_f1", "recall")}
+        extra["crossval"] = {key: summary[key] for key in (*CARD_KEYS, "members")}
     model = PhoneGradeClassifier.from_members(members, extra)
 
     splits = load_splits(args.data, model.task, **split)
@@ -137,7 +138,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "card then reports the ensemble's cross-validated accuracy")
     parser.add_argument("--data-description", help="what the members were trained on, for the card and the demo")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> Path:
-    return build(args)

@@ -17,7 +17,7 @@ from torch import nn
 
 from .data import IMAGENET_MEAN, IMAGENET_STD, ImageLoadError, decode_side, eval_transform, load_image
 from .labels import labels_for_task
-from .models import ARCHS, MeanProbabilityEnsemble, create_model
+from .models import ARCHS, MeanProbabilityEnsemble, count_parameters, create_model
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -194,7 +194,7 @@ class PhoneGradeClassifier(nn.Module):
         model = cls({**inherited, "members": len(members), **(config or {})})
         for slot, member in zip(model.net.members, members, strict=True):
             slot.load_state_dict(member.net.state_dict())
-        model.config["num_parameters"] = sum(p.numel() for p in model.net.parameters())
+        model.config["num_parameters"] = count_parameters(model.net)
         return model.eval()
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:

@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # run as a file (accelerate launch phonegrade/tra
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from phonegrade.corrections import load_correction_rows, merge_corrections
+from phonegrade.crossval import CARD_KEYS as CROSSVAL_CARD_KEYS
 from phonegrade.data import AUGMENTATIONS, IMAGENET_MEAN, IMAGENET_STD, PhotoDataset, Splits, eval_transform, \
     label_counts, load_all_samples, load_splits, train_transform
 from phonegrade.evaluate import compute_metrics, format_report, write_metrics
@@ -273,7 +274,7 @@ def read_crossval_summary(path: str, task: str) -> dict:
     """The numbers of a `phonegrade crossval` summary that a model card reports."""
     try:
         summary = json.loads(Path(path).read_text())
-        kept = {key: summary[key] for key in ("arch", "folds", "seeds", "n_images", "accuracy", "macro_f1", "recall")}
+        kept = {key: summary[key] for key in CROSSVAL_CARD_KEYS}
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"--crossval-summary {path}: not a crossval.json written by `phonegrade crossval` "
                          f"({err.__class__.__name__}: {err})") from err
