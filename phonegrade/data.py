@@ -137,11 +137,49 @@ def _as_tensor(image_size: int) -> list:
     return [functools.partial(shrink_large, min_side=decode_side(image_size)), T.PILToTensor()]
 
 
+INTERPOLATIONS = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a model wants its pixels. Stored in config.json; training, evaluation, prediction, export and the demo
+    all build their transforms from it.
+
+    crop_pct 1.0 squashes the whole photo to a square (nothing cut off: a phone's camera or notch may sit at the
+    edge); below 1 the short side is resized to image_size / crop_pct and the centre kept, as ImageNet models are
+    evaluated.
+    """
+
+    image_size: int = 224
+    interpolation: str = "bilinear"
+    crop_pct: float = 1.0
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    def __post_init__(self):
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        if not 0.5 <= self.crop_pct <= 1.0:
+            raise ValueError(f"crop_pct must lie between 0.5 and 1.0, got {self.crop_pct}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("mean and std need three values each, std positive")
+
+    @classmethod
+    def from_config(cls, config: dict) -> Preprocessing:
+        """From a model's config.json; keys an older phonegrade did not write take their old values."""
+        return cls(image_size=config["image_size"], interpolation=config.get("interpolation", "bilinear"),
+                   crop_pct=float(config.get("crop_pct", 1.0)), mean=tuple(config.get("mean", IMAGENET_MEAN)),
+                   std=tuple(config.get("std", IMAGENET_STD)))
+
+    def to_config(self) -> dict:
+        return {"image_size": self.image_size, "interpolation": self.interpolation, "crop_pct": self.crop_pct,
+                "mean": list(self.mean), "std": list(self.std)}
+
+
 AUGMENTATIONS = ("standard", "strong")
 
 
-def train_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
-                    std: Sequence[float] = IMAGENET_STD, augment: str = "standard") -> T.Compose:
+def train_transform(pre: Preprocessing, augment: str = "standard") -> T.Compose:
     """Augmentation presets.
 
     standard: crop, flip, rotation, brightness/contrast/hue/saturation, normalisation.
@@ -149,37 +187,44 @@ def train_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
     operation per image (colour, geometry, sharpness, ...) and random erasing, as torchvision's own training
     recipes use them.
     """
+    size, interpolation = pre.image_size, INTERPOLATIONS[pre.interpolation]
     if augment == "strong":
         return T.Compose([
-            *_as_tensor(image_size),
-            T.RandomResizedCrop(image_size, scale=(0.25, 1.0), antialias=True),
+            *_as_tensor(size),
+            T.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=interpolation, antialias=True),
             T.RandomHorizontalFlip(),
             T.TrivialAugmentWide(),
             T.ToDtype(torch.float32, scale=True),
-            T.Normalize(mean, std),
+            T.Normalize(pre.mean, pre.std),
             T.RandomErasing(p=0.25),
         ])
     if augment != "standard":
         raise ValueError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
     return T.Compose([
-        *_as_tensor(image_size),
-        T.RandomResizedCrop(image_size, scale=(0.6, 1.0), ratio=(0.75, 1.333), antialias=True),
+        *_as_tensor(size),
+        T.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.75, 1.333), interpolation=interpolation,
+                            antialias=True),
         T.RandomHorizontalFlip(),
         T.RandomRotation(15),
         T.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
         T.ToDtype(torch.float32, scale=True),
-        T.Normalize(mean, std),
+        T.Normalize(pre.mean, pre.std),
     ])
 
 
-def eval_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
-                   std: Sequence[float] = IMAGENET_STD) -> T.Compose:
-    """Resize the whole photo to a square (no crop: a phone's camera or notch may sit at the edge)."""
+def eval_transform(pre: Preprocessing) -> T.Compose:
+    """Resize (the whole photo to a square, or the short side then a centre crop: `Preprocessing.crop_pct`)
+    and normalise."""
+    size, interpolation = pre.image_size, INTERPOLATIONS[pre.interpolation]
+    if pre.crop_pct < 1.0:
+        resize = [T.Resize(int(size / pre.crop_pct), interpolation=interpolation, antialias=True), T.CenterCrop(size)]
+    else:
+        resize = [T.Resize((size, size), interpolation=interpolation, antialias=True)]
     return T.Compose([
-        *_as_tensor(image_size),
-        T.Resize((image_size, image_size), antialias=True),
+        *_as_tensor(size),
+        *resize,
         T.ToDtype(torch.float32, scale=True),
-        T.Normalize(mean, std),
+        T.Normalize(pre.mean, pre.std),
     ])
 
 

@@ -30,12 +30,18 @@ FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
 # What an exported file carries about itself, so that it can be used without the model folder.
-CONFIG_KEYS = ("task", "arch", "labels", "image_size", "mean", "std")
+CONFIG_KEYS = ("task", "arch", "labels", "image_size", "interpolation", "crop_pct", "mean", "std")
+REQUIRED_KEYS = ("task", "arch", "labels", "image_size", "mean", "std")  # files of phonegrade 0.1 lack the others
 # FP32_ENDS: int8 covers the convolutional trunk, where the time goes. The head's small Linear / BatchNorm1d /
 # PReLU layers cost almost nothing, and quantised they cost 15 points of accuracy on a synthetic set (measured);
 # ONNX Runtime also keeps the first convolution, which sees the raw normalised pixels, in fp32 (that brought a
 # MobileNetV2's int8 accuracy from 1 point below fp32 to equal). PyTorch's FX quantiser gained nothing from it.
 TRUNK_OPS = ["Conv", "Relu", "Clip", "MaxPool", "AveragePool"]
+
+
+def exported_keys(classifier) -> dict:
+    """What an exported file records of its model: task, arch, labels and preprocessing."""
+    return classifier.model_inputs()
 
 
 def default_output(model: str, fmt: str, int8: bool) -> Path:
@@ -74,9 +80,9 @@ def export_onnx(classifier, path: Path, example: torch.Tensor) -> None:
 
     torch.onnx.export(classifier.net.eval(), (example,), str(path), input_names=[INPUT_NAME],
                       output_names=[OUTPUT_NAME], dynamic_shapes=({0: torch.export.Dim("batch")},),
-                      dynamo=True, verbose=False)
+                      dynamo=True, verbose=False, external_data=False)  # one self-contained file
     model = onnx.load(str(path))
-    onnx.helper.set_model_props(model, {key: json.dumps(getattr(classifier, key)) for key in CONFIG_KEYS})
+    onnx.helper.set_model_props(model, {key: json.dumps(value) for key, value in exported_keys(classifier).items()})
     onnx.save(model, str(path))
 
 
@@ -129,7 +135,7 @@ def export_torchscript(classifier, path: Path, example: torch.Tensor, calibratio
     """Traced and frozen TorchScript; with `calibration`, int8 through FX graph-mode quantisation first. An int8
     file records its engine in its config; `load_exported` runs it with that engine."""
     net = classifier.net.eval()
-    config = {key: getattr(classifier, key) for key in CONFIG_KEYS}
+    config = exported_keys(classifier)
     engine = int8_engine() if calibration is not None else None
     with torch.no_grad(), quantized_engine(engine):
         if calibration is not None:
@@ -196,13 +202,14 @@ class ExportedClassifier:
     device = torch.device("cpu")
 
     def __init__(self, path: str | Path):
-        from .data import eval_transform
+        from .data import Preprocessing, eval_transform
 
         self.config = exported_config(path)
-        if not set(CONFIG_KEYS) <= set(self.config):
+        if not set(REQUIRED_KEYS) <= set(self.config):
             raise ValueError(f"{path}: not a file written by `phonegrade export` (it lacks labels and preprocessing)")
         self.labels, self.image_size = self.config["labels"], self.config["image_size"]
-        self.transform = eval_transform(self.image_size, self.config["mean"], self.config["std"])
+        self.preprocessing = Preprocessing.from_config(self.config)
+        self.transform = eval_transform(self.preprocessing)
         self.forward = load_exported(path)
 
     def eval(self) -> ExportedClassifier:

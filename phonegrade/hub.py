@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,9 +16,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .data import IMAGENET_MEAN, IMAGENET_STD, ImageLoadError, decode_side, eval_transform, load_image
+from .data import ImageLoadError, Preprocessing, decode_side, eval_transform, load_image
 from .labels import labels_for_task
-from .models import ARCHS, MeanProbabilityEnsemble, count_parameters, create_model
+from .models import MeanProbabilityEnsemble, check_arch, count_parameters, create_model, fold_batchnorm
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -38,8 +39,10 @@ def _validated_config(config: object, where: str) -> dict:
     for key in ("task", "arch", "labels", "image_size"):
         if key not in config:
             raise ModelLoadError(f"{where}: config.json lacks {key!r}; is this a phonegrade model?")
-    if config["arch"] not in ARCHS:
-        raise ModelLoadError(f"{where}: config.json names unknown arch {config['arch']!r} (known: {', '.join(ARCHS)})")
+    try:
+        check_arch(config["arch"])
+    except ValueError as err:
+        raise ModelLoadError(f"{where}: config.json names {err}") from None
     try:
         expected = labels_for_task(config["task"])
     except ValueError as err:
@@ -49,6 +52,10 @@ def _validated_config(config: object, where: str) -> dict:
                              f"({list(expected)})")
     if not isinstance(config["image_size"], int) or not 16 <= config["image_size"] <= 1024:
         raise ModelLoadError(f"{where}: image_size must be an integer between 16 and 1024")
+    try:
+        Preprocessing.from_config(config)
+    except (TypeError, ValueError) as err:
+        raise ModelLoadError(f"{where}: config.json has unusable preprocessing ({err})") from None
     members = config.get("members", 1)
     if not isinstance(members, int) or isinstance(members, bool) or not 1 <= members <= 16:
         raise ModelLoadError(f"{where}: members (ensemble size) must be an integer between 1 and 16")
@@ -102,18 +109,23 @@ class PhoneGradeClassifier(nn.Module):
         else:
             self.net = MeanProbabilityEnsemble([create_model(self.arch, len(self.labels), weights="none")
                                                 for _ in range(self.members)])
-        self.transform = eval_transform(self.image_size, self.mean, self.std)
+        self.preprocessing = Preprocessing.from_config(self.config)
+        self.transform = eval_transform(self.preprocessing)
         self.source: str | None = None  # where it was loaded from, for display
         self.revision: str | None = None
         self._folded: tuple[tuple, nn.Module] | None = None  # (weights fingerprint, folded copy of net)
+        self._fold_lock = threading.Lock()
 
     task = property(lambda self: self.config["task"])
     arch = property(lambda self: self.config["arch"])
     labels = property(lambda self: list(self.config["labels"]))
     image_size = property(lambda self: self.config["image_size"])
-    mean = property(lambda self: tuple(self.config.get("mean", IMAGENET_MEAN)))
-    std = property(lambda self: tuple(self.config.get("std", IMAGENET_STD)))
     members = property(lambda self: self.config.get("members", 1))  # > 1: a MeanProbabilityEnsemble
+
+    def model_inputs(self) -> dict:
+        """What decides which pixels the network sees and what its outputs mean: task, arch, labels and
+        preprocessing."""
+        return {"task": self.task, "arch": self.arch, "labels": self.labels, **self.preprocessing.to_config()}
 
     @property
     def device(self) -> torch.device:
@@ -124,20 +136,18 @@ class PhoneGradeClassifier(nn.Module):
 
     def folded_net(self) -> nn.Module:
         """A copy of the network for inference with every BatchNorm folded into the convolution or linear layer
-        before it: one pass less over each activation map (MobileNetV2 and ResNet50 are full of them), the same
-        outputs to about 1e-6. Made on first use and again after the weights change (a new tensor or an in-place
-        update of any of them; weights made under `torch.inference_mode` keep no update count, so there only a
-        new tensor counts); `self.net` is left as it is, for training and saving."""
+        before it (`models.fold_batchnorm`): one pass less over each activation map (MobileNetV2, ResNet50 and
+        EfficientNet are full of them), the same outputs to float rounding. Made on first use and again after the
+        weights change (a new tensor or an in-place update of any of them; weights made under
+        `torch.inference_mode` keep no update count, so there only a new tensor counts); `self.net` is left as it
+        is, for training and saving. Safe to call from several threads."""
         tensors = [*self.net.parameters(), *self.net.buffers()]
         fingerprint = tuple((t.device, t.data_ptr(), None if t.is_inference() else t._version) for t in tensors)
-        if self._folded is None or self._folded[0] != fingerprint:
-            from torch.fx.experimental.optimization import fuse
-
-            was_training = self.net.training
-            folded = fuse(self.net.eval(), inplace=False).eval()
-            self.net.train(was_training)
-            self._folded = (fingerprint, folded)
-        return self._folded[1]
+        with self._fold_lock:
+            if self._folded is None or self._folded[0] != fingerprint:
+                example = torch.zeros(1, 3, self.image_size, self.image_size, device=self.device)
+                self._folded = (fingerprint, fold_batchnorm(self.net, example))
+            return self._folded[1]
 
     # ------------------------------------------------------------ loading and saving
 
@@ -186,10 +196,10 @@ class PhoneGradeClassifier(nn.Module):
         for member in members:
             if member.members != 1:
                 raise ValueError(f"{member.source}: is itself an ensemble; pass its single models instead")
-            for key in ("task", "arch", "labels", "image_size", "mean", "std"):
-                if getattr(member, key) != getattr(first, key):
+            for key, value in member.model_inputs().items():
+                if value != first.model_inputs()[key]:
                     raise ValueError(f"ensemble members must share {key}: {first.source} has "
-                                     f"{getattr(first, key)!r}, {member.source} has {getattr(member, key)!r}")
+                                     f"{first.model_inputs()[key]!r}, {member.source} has {value!r}")
         inherited = {k: v for k, v in first.config.items() if k not in ("metrics", "crossval")}
         model = cls({**inherited, "members": len(members), **(config or {})})
         for slot, member in zip(model.net.members, members, strict=True):

@@ -11,6 +11,7 @@ Hub-style model folder (model.safetensors, config.json, README.md card, metrics.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -25,18 +26,19 @@ if __package__ in (None, ""):  # run as a file (accelerate launch phonegrade/tra
 
 from phonegrade.corrections import load_correction_rows, merge_corrections
 from phonegrade.crossval import CARD_KEYS as CROSSVAL_CARD_KEYS
-from phonegrade.data import AUGMENTATIONS, IMAGENET_MEAN, IMAGENET_STD, PhotoDataset, Splits, eval_transform, \
-    label_counts, load_all_samples, load_splits, train_transform
+from phonegrade.data import AUGMENTATIONS, PhotoDataset, Preprocessing, Splits, eval_transform, label_counts, load_all_samples, \
+    load_splits, train_transform
 from phonegrade.evaluate import compute_metrics, format_report, write_metrics
 from phonegrade.hub import PhoneGradeClassifier, push_model_folder, write_model_card
 from phonegrade.labels import TASK_LABELS
 from phonegrade.losses import balanced_class_weights, focal_loss
-from phonegrade.models import ARCHS, TrainableTop, count_parameters, create_model, has_pretrained_backbone
+from phonegrade.models import ARCHS, TrainableTop, check_arch, count_parameters, create_model, default_preprocessing, \
+    has_pretrained_backbone
 from phonegrade.utils import accelerate_on_cpu
 
 CHECKPOINT_DIR = "checkpoints"
 # Arguments recorded in config.json (paths to data and output are recorded elsewhere or not at all).
-TRAINING_KEYS = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "gamma",
+TRAINING_KEYS = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "crop_pct", "gamma",
                  "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at",
                  "backbone_lr_scale", "mixed_precision", "augment", "no_augment", "cache_features", "init_from", "keep",
                  "mixup_alpha", "cutmix_alpha", "ema_decay")
@@ -48,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> N
     """Training options; single_run=False leaves out those that concern one run's data split and output
     (cross-validation makes its own splits)."""
     parser.add_argument("--task", required=True, choices=sorted(TASK_LABELS), help="which classifier to train")
-    parser.add_argument("--arch", default="mobilenet_v2", choices=ARCHS, help="model architecture")
+    parser.add_argument("--arch", default="mobilenet_v2", type=check_arch, metavar="ARCH",
+                        help=f"model architecture: {', '.join(ARCHS)}, or timm:<name> for any convolutional timm "
+                             f"model (e.g. timm:convnext_tiny; its pretrained weights come from the Hugging Face Hub)")
     parser.add_argument("--data", required=True,
                         help="imagefolder (with or without train/ and val/), `datasets` folder saved with "
                              "save_to_disk, or a Hub dataset id")
@@ -76,7 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> N
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="input side in pixels (default: what the arch's ImageNet weights were made for, e.g. "
+                             "224 for efficientnet_lite0, 260 for efficientnet_lite2)")
+    parser.add_argument("--crop-pct", type=float, default=1.0,
+                        help="1.0: the whole photo, squashed to a square; below 1: the centre after resizing the "
+                             "short side to image-size / crop-pct (ImageNet's evaluation protocol uses 0.875)")
     parser.add_argument("--gamma", type=float, default=2.0, help="focal-loss gamma (0 = cross-entropy)")
     parser.add_argument("--class-weights", choices=("none", "auto"), default="none",
                         help="auto: weight classes inversely to their training frequency")
@@ -145,6 +154,12 @@ def resolve_weights(args: argparse.Namespace) -> str:
     if args.weights is None:
         return "imagenet" if has_pretrained_backbone(args.arch) else "none"
     return args.weights
+
+
+def preprocessing_for(args: argparse.Namespace) -> Preprocessing:
+    """The arch's preprocessing, with --image-size and --crop-pct where given."""
+    pre = default_preprocessing(args.arch)
+    return dataclasses.replace(pre, image_size=args.image_size or pre.image_size, crop_pct=args.crop_pct)
 
 
 def build_optimizer(model, args) -> torch.optim.Optimizer:
@@ -344,9 +359,10 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
     loss_weights = balanced_class_weights(counts) if args.class_weights == "auto" else None
 
     generator = torch.Generator().manual_seed(args.seed)
-    train_set = PhotoDataset(splits.train, eval_transform(args.image_size) if args.no_augment
-                             else train_transform(args.image_size, augment=args.augment), args.image_size)
-    val_set = PhotoDataset(splits.val, eval_transform(args.image_size), args.image_size)
+    pre = preprocessing_for(args)
+    train_set = PhotoDataset(splits.train, eval_transform(pre) if args.no_augment
+                             else train_transform(pre, augment=args.augment), pre.image_size)
+    val_set = PhotoDataset(splits.val, eval_transform(pre), pre.image_size)
     model, train_workers = net, args.workers
     if args.cache_features:
         # The frozen blocks see every image once; each epoch then trains only the blocks above them, on
@@ -447,7 +463,7 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
     # Final evaluation with the kept weights, through the same class users load.
     config = {
         "library": "phonegrade", "task": args.task, "arch": args.arch, "labels": list(splits.labels),
-        "image_size": args.image_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+        **pre.to_config(),
         "num_parameters": count_parameters(net), "dataset": splits.source,
         "data_description": args.data_description,
         "n_train": len(splits.train),

@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2 as T
 
-from phonegrade.data import (ImageLoadError, PhotoDataset, Sample, eval_transform, imagefolder_samples, load_image,
-                             load_splits, stratified_split)
+from phonegrade.data import (ImageLoadError, PhotoDataset, Preprocessing, Sample, eval_transform, imagefolder_samples,
+                             load_image, load_splits, stratified_split)
 
 
 def _write(path, image, **save_args):
@@ -84,7 +84,7 @@ def test_datasets_folder_on_disk_is_a_data_source(tmp_path):
     ds.save_to_disk(str(tmp_path / "ds"))
     splits = load_splits(tmp_path / "ds", "side", val_fraction=0.2, seed=0)
     assert len(splits.train) == 12 and len(splits.val) == 3
-    image, label = PhotoDataset(splits.val, eval_transform(32))[0]
+    image, label = PhotoDataset(splits.val, eval_transform(Preprocessing(32)))[0]
     assert image.shape == (3, 32, 32) and label in (0, 1, 2)
 
 
@@ -157,7 +157,7 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_eval_transform_gives_normalised_square_tensor():
-    tensor = eval_transform(32)(Image.new("RGB", (100, 50), (124, 116, 104)))
+    tensor = eval_transform(Preprocessing(32))(Image.new("RGB", (100, 50), (124, 116, 104)))
     assert tensor.shape == (3, 32, 32) and tensor.dtype == torch.float32
     assert tensor.abs().max() < 0.05  # the ImageNet mean colour normalises to about zero
 
@@ -184,7 +184,7 @@ def test_reduced_decoding_and_shrinking_keep_the_model_input_nearly_the_same():
     photo = _smooth_photo(2400, 1800)
     buffer = io.BytesIO()
     photo.save(buffer, "JPEG", quality=95)
-    fast = eval_transform(64)(load_image(buffer.getvalue(), min_side=128))
+    fast = eval_transform(Preprocessing(64))(load_image(buffer.getvalue(), min_side=128))
     exact = T.Compose([T.PILToTensor(), T.Resize((64, 64), antialias=True), T.ToDtype(torch.float32, scale=True),
                        T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])(photo)
     assert fast.shape == exact.shape == (3, 64, 64)
@@ -202,11 +202,11 @@ def test_photo_dataset_decodes_at_twice_the_model_input(tmp_path):
 def test_strong_augmentation_gives_model_sized_tensors_that_vary_per_draw():
     from phonegrade.data import train_transform
 
-    transform = train_transform(48, augment="strong")
+    transform = train_transform(Preprocessing(48), augment="strong")
     photo = _smooth_photo(300, 200)
     torch.manual_seed(0)
     first, second = transform(photo), transform(photo)
     assert first.shape == second.shape == (3, 48, 48) and first.dtype == torch.float32
     assert not torch.equal(first, second)
     with pytest.raises(ValueError, match="unknown augmentation 'wild'"):
-        train_transform(48, augment="wild")
+        train_transform(Preprocessing(48), augment="wild")

