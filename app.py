@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--upload-dir",
                         default=env("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "phonegrade-uploads")),
                         help="Gradio's cache of uploaded files [GRADIO_TEMP_DIR]")
+    parser.add_argument("--analytics", action="store_true", default=env("PHONEGRADE_ANALYTICS") == "1",
+                        help="send Gradio's usage analytics to gradio.app (off by default: the demo makes no "
+                             "outside connection unless a Hub repo is given) [PHONEGRADE_ANALYTICS=1]")
     parser.add_argument("--upload-ttl", type=int, default=int(env("PHONEGRADE_UPLOAD_TTL", "3600")),
                         help="seconds an uploaded file is kept in --upload-dir (0: never deleted)")
     return parser.parse_args(argv)
@@ -57,6 +60,7 @@ def _interrupt(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from phonegrade import EXAMPLES_DIR
     from phonegrade.corrections import CorrectionStore, HubPusher
     from phonegrade.demo import Grader, build_demo, load_model
     from phonegrade.hub import ModelLoadError
@@ -64,14 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     os.environ["GRADIO_TEMP_DIR"] = args.upload_dir  # read by Gradio when the page is built and served
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = str(args.analytics)  # read by Gradio's version check and telemetry
     try:
         side = load_model(args.side_model, args.side_revision)
         scratch = load_model(args.scratch_model, args.scratch_revision)
     except ModelLoadError as err:
         print(f"app.py: error: {err}", file=sys.stderr)
-        if not Path(args.side_model).exists() and args.side_model.startswith(str(ROOT)):
-            print("The default models are missing: run `make demo` (it builds them) or pass --side-model / "
-                  "--scratch-model.", file=sys.stderr)
         return 2
     for task, model in (("side", side), ("scratch", scratch)):
         if model.classifier.task != task:
@@ -89,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.corrections_repo else None
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     grader = Grader(side, scratch, store, max_upload_bytes=max_bytes)
-    examples = sorted(str(p) for p in (ROOT / "data" / "examples").glob("*.png"))
-    demo = build_demo(grader, examples, concurrency=args.concurrency, upload_ttl_s=args.upload_ttl or None)
+    examples = sorted(str(p) for p in Path(EXAMPLES_DIR).glob("*.png"))
+    demo = build_demo(grader, examples, concurrency=args.concurrency, upload_ttl_s=args.upload_ttl or None,
+                      analytics=args.analytics)
     # SIGTERM (docker stop, systemd) closes the app like Ctrl-C does: Gradio deletes the uploads it holds, and the
     # corrections pusher makes its last push.
     signal.signal(signal.SIGTERM, _interrupt)

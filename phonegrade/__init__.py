@@ -1,6 +1,6 @@
 """phonegrade: grade photos of mobile phones (which side is shown, how scratched the screen is)."""
 
-from pathlib import Path
+from importlib.resources import files
 
 from .hub import PhoneGradeClassifier
 from .labels import SCRATCH_LABELS, SIDE_LABELS, TASK_LABELS
@@ -8,11 +8,9 @@ from .models import ARCHS, create_model
 
 __version__ = "0.1.0"
 
-# The demo's models when none are named: small models built from `phonegrade synth` data by `make demo`.
-DEFAULT_MODELS = {
-    "side": str(Path(__file__).resolve().parent.parent / "data" / "models" / "side-default"),
-    "scratch": str(Path(__file__).resolve().parent.parent / "data" / "models" / "scratch-default"),
-}
+# The demo's models when none are named, installed with the package (data/models/ in a checkout).
+DEFAULT_MODELS = {task: str(files("phonegrade.assets") / "models" / f"{task}-default") for task in ("side", "scratch")}
+EXAMPLES_DIR = str(files("phonegrade.assets") / "examples")
 
-__all__ = ["ARCHS", "DEFAULT_MODELS", "PhoneGradeClassifier", "SCRATCH_LABELS", "SIDE_LABELS", "TASK_LABELS",
+__all__ = ["ARCHS", "DEFAULT_MODELS", "EXAMPLES_DIR", "PhoneGradeClassifier", "SCRATCH_LABELS", "SIDE_LABELS", "TASK_LABELS",
            "create_model"]

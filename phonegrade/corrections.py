@@ -199,8 +199,10 @@ def write_dataset_card(root: Path, repo_id: str | None = None, counts: dict | No
 
 # ---------------------------------------------------------------- reading corrections back
 
-def load_correction_rows(repo_or_dir: str | os.PathLike, token: str | None = None) -> list[dict]:
-    """All correction rows of a local corrections folder or a Hub dataset repo, through `datasets`.
+def load_correction_rows(repo_or_dir: str | os.PathLike, token: str | None = None,
+                         revision: str | None = None) -> list[dict]:
+    """All correction rows of a local corrections folder or a Hub dataset repo (at `revision`, a commit, when
+    given), through `datasets`.
 
     Each row has the metadata fields and `image` (a PIL image).
     """
@@ -213,7 +215,7 @@ def load_correction_rows(repo_or_dir: str | os.PathLike, token: str | None = Non
                 return []
             loaded = datasets.load_dataset("imagefolder", data_dir=str(path / RECORDS_DIR), split="train")
         else:
-            loaded = datasets.load_dataset(str(repo_or_dir), split="train", token=token)
+            loaded = datasets.load_dataset(str(repo_or_dir), split="train", token=token, revision=revision)
     except Exception as err:  # noqa: BLE001 - datasets/Hub raise many types; the message is what matters
         raise CorrectionError(f"could not load corrections from {repo_or_dir}: {err}") from err
     return list(loaded)
@@ -297,6 +299,10 @@ def merge_corrections(splits, rows: list[dict], task: str, into_val: bool = Fals
 # ---------------------------------------------------------------- pushing to a Hub dataset repo
 
 PUSHED_LOG = ".pushed"  # record ids already in the Hub repo, one per line
+# The Hub asks for fewer than 100 files per commit; a record is two files (image, metadata) and each commit
+# also updates the card.
+MAX_FILES_PER_COMMIT = 99
+MAX_RECORDS_PER_COMMIT = (MAX_FILES_PER_COMMIT - 1) // 2
 
 
 class HubPusher:
@@ -307,11 +313,12 @@ class HubPusher:
     """
 
     def __init__(self, store: CorrectionStore, repo_id: str, every_s: float = 300, token: str | None = None,
-                 private: bool = False, batch_size: int = 500):
+                 private: bool = False, batch_size: int = MAX_RECORDS_PER_COMMIT):
         import threading
 
         self.store, self.repo_id, self.every_s = store, repo_id, every_s
-        self.token, self.private, self.batch_size = token, private, batch_size
+        self.token, self.private = token, private
+        self.batch_size = max(1, min(batch_size, MAX_RECORDS_PER_COMMIT))
         self.last_error: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()

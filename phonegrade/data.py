@@ -274,6 +274,30 @@ class Splits:
     labels: tuple[str, ...]
     source: str
     skipped: int = 0  # unreadable files left out of the folder listing
+    revision: str | None = None  # the commit of a Hub dataset that was read
+
+
+def display_name(source: str | os.PathLike) -> str:
+    """How a data or model source is named in configs, cards and on the demo page: a Hub id as it is, a local
+    folder by its own name (the rest of a local path means nothing on another machine)."""
+    path = Path(source)
+    return path.resolve().name if path.exists() else str(source)
+
+
+def resolve_dataset_revision(repo_id: str, revision: str | None = None) -> str:
+    """The commit a Hub dataset repo's `revision` (default: its main branch) points at now, so that what is
+    read, and recorded, is one fixed version."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        return HfApi().dataset_info(repo_id, revision=revision).sha
+    except RepositoryNotFoundError as err:
+        raise ValueError(f"{repo_id}: no such dataset repo on the Hub (or no access)") from err
+    except (HfHubHTTPError, OSError) as err:
+        raise ValueError(f"could not reach the Hub for dataset {repo_id} ({err.__class__.__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}); check the network or HF_ENDPOINT, or "
+                         f"use a local copy") from err
 
 
 def _check_all_classes(task: str, found: set[str], where: str) -> None:
@@ -373,16 +397,63 @@ def _is_imagefolder(path: Path) -> bool:
     return path.is_dir() and not (path / "dataset_dict.json").exists() and not (path / "dataset_info.json").exists()
 
 
-def model_split_settings(config: dict) -> dict:
-    """The `val_fraction` and `seed` a model's training split was made with, for re-making that split.
+def kfold_splits(samples: list[Sample], folds: int, seed: int) -> list[tuple[list[Sample], list[Sample]]]:
+    """(train, val) pairs of a stratified, shuffled k-fold split; every sample is in exactly one val fold."""
+    from sklearn.model_selection import StratifiedKFold
 
-    Defaults where the config records none: a cross-validation fold model was given its split, not a fraction."""
-    training = config.get("training", {})
-    return {"val_fraction": training.get("val_fraction") or 0.2, "seed": training.get("seed") or 0}
+    labels = [s.label for s in samples]
+    smallest = min(np.bincount(labels))
+    if folds < 2 or smallest < folds:
+        raise ValueError(f"{folds}-fold cross-validation needs at least {max(folds, 2)} images per class and "
+                         f"--folds ≥ 2; the smallest class has {smallest}")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [([samples[i] for i in train], [samples[i] for i in val])
+            for train, val in splitter.split(np.zeros(len(samples)), labels)]
 
 
-def load_splits(data: str | os.PathLike, task: str, val_fraction: float = 0.2, seed: int = 0) -> Splits:
-    """Training and validation samples from an imagefolder, a `datasets` folder on disk, or a Hub dataset id.
+def samples_digest(samples: Sequence[Sample], source: str) -> str:
+    """A fingerprint of which photos, with which labels, a list holds: keys relative to the data source, so the
+    same folder named by another path gives the same digest."""
+    import hashlib
+
+    lines = sorted(f"{s.key.removeprefix(str(source))}\t{s.label}" for s in samples)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def crossval_fold_record(source: Splits, val: Sequence[Sample], folds: int, seed: int, fold: int) -> dict:
+    """What a cross-validation fold model records about its held-out photos (config.json `crossval_fold`), so
+    that evaluate, export and ensemble score it on exactly those and never on photos it trained on."""
+    return {"folds": folds, "seed": seed, "fold": fold, "held_out": len(val),
+            "held_out_digest": samples_digest(val, source.source)}
+
+
+def model_validation_split(config: dict, data: str | os.PathLike) -> Splits:
+    """The training/validation split of `data` that a model was trained and validated with, made again: a
+    cross-validation fold model's own held-out fold (checked against the digest it recorded), else the split
+    its --val-fraction and --seed made (or the folder's own train/ and val/)."""
+    task, revision = config["task"], config.get("dataset_revision")
+    fold = config.get("crossval_fold")
+    if not fold:
+        training = config.get("training", {})
+        return load_splits(data, task, training.get("val_fraction") or 0.2, training.get("seed") or 0, revision)
+    whole = load_splits(data, task, revision=revision)  # as crossval read it: every photo, in the same order
+    samples = whole.train + whole.val
+    try:
+        train, val = kfold_splits(samples, fold["folds"], fold["seed"])[fold["fold"] - 1]
+    except (ValueError, IndexError) as err:
+        raise ValueError(f"{data} cannot be split into the {fold['folds']} folds this model was "
+                         f"cross-validated on ({err})") from None
+    if samples_digest(val, whole.source) != fold["held_out_digest"]:
+        raise ValueError(f"{data} is not the data this model was cross-validated on (its fold {fold['fold']} of "
+                         f"{fold['folds']}, seed {fold['seed']}, held out other photos): scoring it here would "
+                         f"count photos it trained on. Pass the same data, or score a model trained on all of it.")
+    return Splits(train, val, whole.labels, whole.source, whole.skipped, whole.revision)
+
+
+def load_splits(data: str | os.PathLike, task: str, val_fraction: float = 0.2, seed: int = 0,
+                revision: str | None = None) -> Splits:
+    """Training and validation samples from an imagefolder, a `datasets` folder on disk, or a Hub dataset id
+    (read at one commit: `revision`, or the one its main branch points at now; `Splits.revision` says which).
 
     Imagefolders with `train/` and `val/` (or `validation/`) keep that split; otherwise, and for datasets
     without a validation split, a stratified split of `val_fraction` is made with `seed`.
@@ -403,11 +474,13 @@ def load_splits(data: str | os.PathLike, task: str, val_fraction: float = 0.2, s
 
     if path.is_dir():
         loaded = datasets.load_from_disk(str(path))
+        revision = None  # a local copy: no commit to record
     elif path.exists():
         raise ValueError(f"{data}: expected a folder, not a file")
     else:
+        revision = resolve_dataset_revision(str(data), revision)
         try:
-            loaded = datasets.load_dataset(str(data))
+            loaded = datasets.load_dataset(str(data), revision=revision)
         except Exception as err:  # noqa: BLE001 - the Hub raises many types; the message is what matters
             raise ValueError(f"could not load {data!r} as a local folder or a Hub dataset: {err}") from err
     if isinstance(loaded, datasets.Dataset):
@@ -420,7 +493,7 @@ def load_splits(data: str | os.PathLike, task: str, val_fraction: float = 0.2, s
         train, val = stratified_split(train, val_fraction, seed)
     else:
         val = _dataset_samples(loaded[val_name], task, f"{data}:{val_name}")
-    return Splits(train, val, labels, str(data))
+    return Splits(train, val, labels, str(data), revision=revision)
 
 
 def load_all_samples(data: str | os.PathLike, task: str) -> list[Sample]:

@@ -75,6 +75,9 @@ class Grader:
                  max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024):
         self.side, self.scratch, self.store = side, scratch, store
         self.max_upload_bytes = max_upload_bytes
+        # Folded once here, before any request: the first requests then only run the models.
+        for model in (side, scratch):
+            model.classifier.folded_net()
 
     @property
     def models(self) -> dict[str, str]:
@@ -152,12 +155,13 @@ def _upload_path(payload: dict | None) -> str | None:
 
 
 def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: int = DEFAULT_CONCURRENCY,
-               queue_size: int = 256, upload_ttl_s: int | None = None):
+               queue_size: int = 256, upload_ttl_s: int | None = None, analytics: bool = False):
     """The page and its /predict and /flag endpoints.
 
     concurrency: requests processed at once over all events (they share the models); up to `queue_size` more
     wait in Gradio's queue. upload_ttl_s: Gradio deletes uploaded files from its cache (GRADIO_TEMP_DIR) once
-    they are this old, checking every quarter of it (None: never).
+    they are this old, checking every quarter of it (None: never). analytics: let Gradio send its usage
+    telemetry to gradio.app (off: the page makes no outside connection of its own).
     """
     import gradio as gr
 
@@ -190,7 +194,7 @@ def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: i
     # One concurrency group for every event: `concurrency` bounds the requests running at once, not per event.
     # preprocess=False: handlers get the raw payloads (see _upload_path).
     limit = {"concurrency_id": "grader", "preprocess": False}
-    with gr.Blocks(title="phonegrade", delete_cache=delete_cache) as demo:
+    with gr.Blocks(title="phonegrade", delete_cache=delete_cache, analytics_enabled=analytics) as demo:
         gr.Markdown(_header(grader))
         with gr.Row():
             with gr.Column():

@@ -18,8 +18,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from .crossval import CARD_KEYS, format_summary, summarize_folds, write_rows
-from .data import load_splits, model_split_settings
+from .crossval import card_numbers, format_summary, summarize_folds, write_rows
+from .data import display_name, model_validation_split
 from .evaluate import compute_metrics, evaluate_samples, format_report, write_metrics
 
 
@@ -80,15 +80,21 @@ def combine_crossval(folders: list[str | Path]) -> tuple[dict, list[dict]]:
     return summary, combined
 
 
-def _shared_split(members) -> dict:
-    """The validation-split settings all members were trained with (an error if they differ)."""
-    settings = [{**model_split_settings(m.config), "dataset": m.config.get("dataset")} for m in members]
-    for member, setting in zip(members, settings, strict=True):
-        if setting != settings[0]:
+def _validation_record(config: dict) -> dict:
+    """What decides a model's validation split: its cross-validation fold, or its data, fraction and seed."""
+    training = config.get("training", {})
+    return {"dataset": config.get("dataset"), "crossval_fold": config.get("crossval_fold"),
+            "val_fraction": training.get("val_fraction"), "seed": training.get("seed")}
+
+
+def _check_shared_split(members) -> None:
+    """All members must have been validated on the same split: the ensemble is scored on it."""
+    first = _validation_record(members[0].config)
+    for member in members[1:]:
+        if _validation_record(member.config) != first:
             raise ValueError(f"{member.source} was validated on another split than {members[0].source} "
-                             f"({setting} vs {settings[0]}); train the members with the same data, "
-                             f"--val-fraction and --seed")
-    return {key: settings[0][key] for key in ("val_fraction", "seed")}
+                             f"({_validation_record(member.config)} vs {first}); train the members with the same "
+                             f"data, --val-fraction and --seed (or take the same fold of their crossval runs)")
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -98,8 +104,8 @@ def run(args: argparse.Namespace) -> Path:
         raise ValueError(f"--crossval-runs: one folder per member ({len(args.members)}), got "
                          f"{len(args.crossval_runs)}")
     members = [PhoneGradeClassifier.from_pretrained(m) for m in args.members]
-    split = _shared_split(members)
-    extra = {"ensemble_members": [{"source": str(m.source), "init_from": m.config.get("training", {}).get("init_from"),
+    _check_shared_split(members)
+    extra = {"ensemble_members": [{"source": display_name(m.source), "init_from": m.config.get("training", {}).get("init_from"),
                                    "accuracy": m.config.get("metrics", {}).get("accuracy")} for m in members]}
     if args.data_description:
         extra["data_description"] = args.data_description
@@ -112,10 +118,10 @@ def run(args: argparse.Namespace) -> Path:
         (out / "crossval.json").write_text(json.dumps(summary, indent=1) + "\n")
         write_rows(rows, out / "crossval_predictions.csv")
         print(format_summary(summary) + "\n")
-        extra["crossval"] = {key: summary[key] for key in (*CARD_KEYS, "members")}
+        extra["crossval"] = {**card_numbers(summary), "members": summary["members"]}
     model = PhoneGradeClassifier.from_members(members, extra)
 
-    splits = load_splits(args.data, model.task, **split)
+    splits = model_validation_split(model.config, args.data)
     y_true, y_pred = evaluate_samples(model, splits.val, progress=not args.no_progress)
     metrics = compute_metrics(y_true, y_pred, model.labels, model.task, model.arch)
     print(format_report(metrics))

@@ -32,14 +32,25 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequen
             for i, label in enumerate(labels)
         },
         "n_val": len(y_true),
+        **({"damaged_vs_clean_accuracy": damaged_vs_clean_accuracy(y_true, y_pred, labels)}
+           if "no_scratch" in labels else {}),
     }
+
+
+def damaged_vs_clean_accuracy(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> float:
+    """Scratch grading as a yes/no question: is the screen damaged (any scratch or crack) or clean? A minor
+    scratch graded major still counts as right here."""
+    clean = list(labels).index("no_scratch")
+    return sum((t == clean) == (p == clean) for t, p in zip(y_true, y_pred, strict=True)) / max(1, len(y_true))
 
 
 def format_report(metrics: dict) -> str:
     labels = metrics["labels"]
     width = max(12, *(len(label) for label in labels))
     lines = [f"{metrics['task']} / {metrics['arch']}: accuracy {metrics['accuracy']:.3f} "
-             f"on {metrics['n_val']} images, macro F1 {metrics['macro_f1']:.3f}", "",
+             f"on {metrics['n_val']} images, macro F1 {metrics['macro_f1']:.3f}"
+             + (f", damaged vs clean {metrics['damaged_vs_clean_accuracy']:.3f}"
+                if "damaged_vs_clean_accuracy" in metrics else ""), "",
              "confusion matrix (rows: true, columns: predicted)",
              " " * width + "".join(f"{label:>{width}}" for label in labels)]
     for label, row in zip(labels, metrics["confusion_matrix"], strict=True):
@@ -104,8 +115,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True,
                         help="imagefolder, `datasets` folder on disk, or Hub dataset id (same forms as training)")
     parser.add_argument("--split", choices=("val", "train", "all"), default="val",
-                        help="which images to score; a folder without train/val is split as training split it "
-                             "(the model's seed and val fraction) unless 'all' (default: val)")
+                        help="which images to score: the model's own validation images (a folder without train/val "
+                             "is split as training split it, with the model's seed and val fraction; a cross-validation "
+                             "fold model's are its held-out fold), the rest, or all")
     parser.add_argument("--output", default=".",
                         help="folder for metrics.json and confusion_matrix.png (default: current folder)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -114,11 +126,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from .data import load_splits, model_split_settings
+    from .data import model_validation_split
     from .hub import PhoneGradeClassifier
 
     classifier = PhoneGradeClassifier.from_pretrained(args.model, revision=args.revision)
-    splits = load_splits(args.data, classifier.task, **model_split_settings(classifier.config))
+    splits = model_validation_split(classifier.config, args.data)
     samples = {"val": splits.val, "train": splits.train, "all": splits.train + splits.val}[args.split]
     y_true, y_pred = evaluate_samples(classifier, samples, args.batch_size, args.workers)
     metrics = compute_metrics(y_true, y_pred, classifier.labels, classifier.task, classifier.arch)

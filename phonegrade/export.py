@@ -55,7 +55,7 @@ def default_output(model: str, fmt: str, int8: bool) -> Path:
 def labelled_images(classifier, data: str | None, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(pixels, labels, description): at most `count` images of `split` ("train" or "val") of `data`, or
     `count` synthetic renders of the model's task (a different set per split) when there is no data."""
-    from .data import PhotoDataset, load_splits, model_split_settings
+    from .data import PhotoDataset, model_validation_split
 
     if data is None:
         from .synth import render
@@ -65,7 +65,7 @@ def labelled_images(classifier, data: str | None, split: str, count: int) -> tup
         pixels = [classifier.transform(render(classifier.task, classifier.labels[i], classifier.image_size, rng))
                   for i in labels]
         return torch.stack(pixels), torch.tensor(labels), f"{count} synthetic renders (phonegrade synth)"
-    splits = load_splits(data, classifier.task, **model_split_settings(classifier.config))
+    splits = model_validation_split(classifier.config, data)
     samples = splits.train if split == "train" else splits.val
     chosen = samples[::max(1, -(-len(samples) // count))]  # an even stride keeps the split's label mix
     pixels, labels = zip(*PhotoDataset(chosen, classifier.transform, classifier.image_size), strict=True)

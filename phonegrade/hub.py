@@ -23,7 +23,6 @@ from .models import MeanProbabilityEnsemble, check_arch, count_parameters, creat
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
-HUB_CARDS_DIR = Path(__file__).resolve().parent.parent / "hub_cards"
 # Files of a model folder that belong on the Hub; training checkpoints stay local.
 MODEL_FILES = [WEIGHTS_NAME, CONFIG_NAME, CARD_NAME, "metrics.json", "confusion_matrix.png", "training_log.jsonl"]
 _PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "pytorch_model.pt")
@@ -70,7 +69,7 @@ def _resolve_files(repo_or_dir: str | os.PathLike, revision: str | None, token: 
         return path, None
     if path.exists() or str(repo_or_dir).startswith((".", "/")) or str(repo_or_dir).count("/") > 1:
         raise ModelLoadError(f"{repo_or_dir}: not a model folder, and not a Hub repo id (user/name)")
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
@@ -81,11 +80,9 @@ def _resolve_files(repo_or_dir: str | os.PathLike, revision: str | None, token: 
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
         raise ModelLoadError(f"could not download {repo_or_dir} from {_endpoint()}: {err}. Check the network "
                              f"(or HF_ENDPOINT), or pass a local model folder.") from err
-    try:
-        sha = HfApi().model_info(str(repo_or_dir), revision=revision, token=token).sha
-    except Exception:  # noqa: BLE001 - the revision is informative only; files are already here
-        sha = revision
-    return Path(folder), sha
+    # The snapshot folder is named after the commit its files came from: exact, and known offline too.
+    folder = Path(folder)
+    return folder, folder.name if folder.parent.name == "snapshots" else revision
 
 
 def _endpoint() -> str:
@@ -264,27 +261,33 @@ class PhoneGradeClassifier(nn.Module):
 # ---------------------------------------------------------------- cards and pushing
 
 def render_card(template_name: str, card_data, **values) -> str:
-    """Fill a Jinja template from hub_cards/ with huggingface_hub's card machinery (YAML header included)."""
+    """Fill a Jinja template of hub_cards/ (installed as package data) with huggingface_hub's card machinery
+    (YAML header included)."""
+    from importlib.resources import files
+
     from huggingface_hub import ModelCard
 
-    template = HUB_CARDS_DIR / template_name
-    if not template.is_file():
-        raise FileNotFoundError(f"card template {template} is missing; phonegrade must run from its source "
-                                f"checkout (pip install -e .)")
-    return str(ModelCard.from_template(card_data, template_path=str(template), **values))
+    template = (files("phonegrade.hub_cards") / template_name).read_text(encoding="utf-8")
+    return str(ModelCard.from_template(card_data, template_str=template, **values))
 
 
 def write_model_card(folder: str | os.PathLike, config: dict, metrics: dict, base_model: str | None = None) -> Path:
     from huggingface_hub import EvalResult, ModelCardData
 
     task_name = {"side": "phone side (front / back / none)", "scratch": "screen scratch grade"}[config["task"]]
+    # Dataset fields name a Hub dataset only when the data was one (it then has a revision); local data is named
+    # by its folder's name, never its path.
+    dataset = config.get("dataset") or "custom"
+    hub_dataset = dataset if config.get("dataset_revision") else None
     card_data = ModelCardData(
         library_name="phonegrade",
         license="apache-2.0",
         tags=["image-classification", "phonegrade", config["task"], config["arch"]],
         pipeline_tag="image-classification",
-        eval_results=[EvalResult(task_type="image-classification", dataset_type=config.get("dataset", "custom"),
-                                 dataset_name=config.get("dataset", "custom"), metric_type="accuracy",
+        datasets=[hub_dataset] if hub_dataset else None,
+        eval_results=[EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset,
+                                 dataset_split=config.get("dataset_split") or "validation",
+                                 dataset_revision=config.get("dataset_revision"), metric_type="accuracy",
                                  metric_value=round(metrics["accuracy"], 4))],
         model_name=f"phonegrade-{config['task']}-{config['arch']}",
         base_model=base_model,

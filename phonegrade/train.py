@@ -25,15 +25,15 @@ if __package__ in (None, ""):  # run as a file (accelerate launch phonegrade/tra
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from phonegrade.corrections import load_correction_rows, merge_corrections
-from phonegrade.crossval import CARD_KEYS as CROSSVAL_CARD_KEYS
-from phonegrade.data import AUGMENTATIONS, PhotoDataset, Preprocessing, Splits, eval_transform, label_counts, load_all_samples, \
+from phonegrade.crossval import card_numbers
+from phonegrade.data import AUGMENTATIONS, PhotoDataset, Preprocessing, display_name, resolve_dataset_revision, Splits, eval_transform, label_counts, load_all_samples, \
     load_splits, train_transform
 from phonegrade.evaluate import compute_metrics, format_report, write_metrics
 from phonegrade.hub import PhoneGradeClassifier, push_model_folder, write_model_card
 from phonegrade.labels import TASK_LABELS
 from phonegrade.losses import balanced_class_weights, focal_loss
 from phonegrade.models import ARCHS, TrainableTop, check_arch, count_parameters, create_model, default_preprocessing, \
-    has_pretrained_backbone
+    has_pretrained_backbone, imagenet_hub_id
 from phonegrade.utils import accelerate_on_cpu
 
 CHECKPOINT_DIR = "checkpoints"
@@ -289,7 +289,7 @@ def read_crossval_summary(path: str, task: str) -> dict:
     """The numbers of a `phonegrade crossval` summary that a model card reports."""
     try:
         summary = json.loads(Path(path).read_text())
-        kept = {key: summary[key] for key in CROSSVAL_CARD_KEYS}
+        kept = card_numbers(summary)
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"--crossval-summary {path}: not a crossval.json written by `phonegrade crossval` "
                          f"({err.__class__.__name__}: {err})") from err
@@ -298,14 +298,24 @@ def read_crossval_summary(path: str, task: str) -> dict:
     return kept
 
 
+def base_model(args: argparse.Namespace, weights: str) -> str | None:
+    """The Hub model this one was fine-tuned from, for the card's `base_model`: --init-from when it is a Hub id,
+    else the Hub copy of the ImageNet weights a timm backbone started from."""
+    if args.init_from:
+        return args.init_from if not Path(args.init_from).exists() else None
+    return imagenet_hub_id(args.arch) if weights == "imagenet" else None
+
+
 def _save_weights(net, path: Path) -> None:
     from safetensors.torch import save_file
 
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
 
 
-def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | None = None) -> Path:
-    """Train, evaluate and write the model folder. `splits` replaces loading --data (cross-validation folds)."""
+def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | None = None,
+         crossval_fold: dict | None = None) -> Path:
+    """Train, evaluate and write the model folder. `splits` replaces loading --data (cross-validation folds;
+    `crossval_fold` is then the fold's record, `data.crossval_fold_record`)."""
     args = parse_args(argv) if not isinstance(argv, argparse.Namespace) else argv
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -324,9 +334,11 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
         splits = load_splits(args.data, args.task, args.val_fraction, args.seed)
     corrections = None
     if args.corrections:
-        rows = load_correction_rows(args.corrections)
-        corrections = {"source": args.corrections, **merge_corrections(splits, rows, args.task,
-                                                                         args.corrections_in_val, args.seed)}
+        # A Hub repo is read at the commit its main branch points at now, and that commit is recorded.
+        revision = None if Path(args.corrections).is_dir() else resolve_dataset_revision(args.corrections)
+        rows = load_correction_rows(args.corrections, revision=revision)
+        corrections = {"source": display_name(args.corrections), "revision": revision,
+                       **merge_corrections(splits, rows, args.task, args.corrections_in_val, args.seed)}
         accelerator.print(f"corrections {args.corrections}: {corrections['corrections']} {args.task} corrections; "
                           f"{corrections['added_train']} added to train, {corrections['added_val']} to val, "
                           f"{corrections['relabelled']} relabelled, {corrections['skipped_in_val']} left out "
@@ -335,7 +347,7 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
     for source in args.extra_train:
         extra = load_all_samples(source, args.task)
         splits.train = splits.train + extra  # a new list: cross-validation folds share theirs
-        extra_train.append({"source": source, "images": len(extra)})
+        extra_train.append({"source": display_name(source), "images": len(extra)})
         accelerator.print(f"extra training data {source}: {len(extra)} images")
     crossval = read_crossval_summary(args.crossval_summary, args.task) if args.crossval_summary else None
     counts = label_counts(splits.train, len(splits.labels))
@@ -461,17 +473,23 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
 
     accelerator.wait_for_everyone()
     # Final evaluation with the kept weights, through the same class users load.
+    training = {k: v for k, v in vars(args).items() if k in TRAINING_KEYS}
     config = {
         "library": "phonegrade", "task": args.task, "arch": args.arch, "labels": list(splits.labels),
         **pre.to_config(),
-        "num_parameters": count_parameters(net), "dataset": splits.source,
+        "num_parameters": count_parameters(net),
+        # Names, not local paths: config.json and the card travel to the Hub and to other machines.
+        "dataset": display_name(splits.source), "dataset_revision": splits.revision,
+        "dataset_split": (f"fold {crossval_fold['fold']} of {crossval_fold['folds']} (seed {crossval_fold['seed']})"
+                          if crossval_fold else "validation"),
+        "crossval_fold": crossval_fold,
         "data_description": args.data_description,
         "n_train": len(splits.train),
         "corrections_used": (corrections["added_train"] + corrections["added_val"] + corrections["relabelled"])
         if corrections else 0,
         "corrections": corrections, "extra_train": extra_train, "crossval": crossval, "epochs_run": state["epoch"],
         "best_epoch": state["best_epoch"],
-        "training": {**{k: v for k, v in vars(args).items() if k in TRAINING_KEYS},
+        "training": {**training, "init_from": display_name(args.init_from) if args.init_from else None,
                      "weights": weights, "trainable_blocks": trainable_blocks,
                      "class_weights": [round(w, 4) for w in loss_weights.tolist()] if loss_weights is not None
                      else None},
@@ -493,7 +511,7 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
         classifier.config = config
         classifier.save_pretrained(out)
         write_metrics(metrics, out)
-        write_model_card(out, config, metrics)
+        write_model_card(out, config, metrics, base_model=base_model(args, weights))
         with open(out / "training_log.jsonl", "w") as log:
             log.writelines(json.dumps(r) + "\n" for r in state["history"])
         accelerator.print("\n" + format_report(metrics))

@@ -108,11 +108,12 @@ def running_app(trained_side_model, trained_scratch_model, tmp_path_factory):
 
 @contextlib.contextmanager
 def serve_app(*args: str, env: dict[str, str] | None = None):
-    """`python app.py ARGS` on a free loopback port; yields {"url", "process"} and stops it afterwards."""
+    """`python app.py ARGS` on a free loopback port; yields {"url", "process"} and stops it afterwards. `env` adds to
+    the environment (a None value removes the variable)."""
     port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "no_proxy": "127.0.0.1,localhost", **(env or {})}
     process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *args], cwd=ROOT,
-                               env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False",
-                                    "no_proxy": "127.0.0.1,localhost", **(env or {})},
+                               env={k: v for k, v in env.items() if v is not None},  # None: unset
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -388,6 +388,13 @@ class HubServer:
             repo = self._repo(repo_type, repo_id)
             return [c.title for c in self._history(repo, repo.commits[repo.branches[branch]])]
 
+    def files_changed_per_commit(self, repo_id: str, repo_type: str = "model", branch: str = "main") -> list[int]:
+        """How many files each commit reachable from `branch` added or changed, newest first."""
+        with self._lock:
+            repo = self._repo(repo_type, repo_id)
+            return [sum(e.last_commit == c.sha for e in c.files.values())
+                    for c in self._history(repo, repo.commits[repo.branches[branch]])]
+
     # ------------------------------------------------------------------ storage
     def _blob_path(self, sha256: str) -> Path:
         assert self.root is not None

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from phonegrade.cli import main as cli_main
-from phonegrade.crossval import add_arguments, confident_errors, kfold_splits, summarize_folds
-from phonegrade.data import Sample
+from phonegrade.crossval import add_arguments, confident_errors, summarize_folds
+from phonegrade.data import Sample, kfold_splits
 from phonegrade.hub import PhoneGradeClassifier
 from phonegrade.models import create_model
 from phonegrade.train import load_initial_model
@@ -86,11 +86,22 @@ def test_crossval_command_trains_each_fold_and_reports_what_the_folds_measured(s
         assert sum(r["label"] == r["predicted"] for r in fold_rows) / len(fold_rows) == pytest.approx(metrics["accuracy"])
     assert summary["confident_errors"] == len(confident_errors(
         [{**r, **{key: float(v) for key, v in r.items() if key.startswith("p_")}} for r in rows], 0.8))
-    # A fold model was given its split, so it records no --val-fraction; evaluating it still works.
-    flat = tmp_path / "flat"  # no train/ and val/: the model's split settings make the split
-    shutil.copytree(side_data / "train", flat)
-    assert cli_main(["evaluate", "--model", str(out / "fold-0-1"), "--data", str(flat),
-                     "--output", str(tmp_path / "eval")]) == 0
+    # A fold model is scored again on exactly its held-out fold, never on photos it trained on.
+    for k, metrics in enumerate(folds, start=1):
+        assert cli_main(["evaluate", "--model", str(out / f"fold-0-{k}"), "--data", str(side_data),
+                         "--output", str(tmp_path / f"eval-{k}")]) == 0
+        evaluated = json.loads((tmp_path / f"eval-{k}" / "metrics.json").read_text())
+        assert (evaluated["n_val"], evaluated["accuracy"]) == (metrics["n_val"], metrics["accuracy"])
+        assert evaluated["confusion_matrix"] == metrics["confusion_matrix"]
+    config = json.loads((out / "fold-0-2" / "config.json").read_text())
+    assert config["crossval_fold"]["fold"] == 2 and config["dataset"] == side_data.name  # a name, not a path
+    capsys.readouterr()
+    other = tmp_path / "other"  # other photos: the fold's held-out photos cannot be found, so no score
+    shutil.copytree(side_data / "train", other)
+    assert cli_main(["evaluate", "--model", str(out / "fold-0-1"), "--data", str(other),
+                     "--output", str(tmp_path / "eval-other")]) == 2
+    assert "not the data this model was cross-validated on" in capsys.readouterr().err
+    assert not (tmp_path / "eval-other" / "metrics.json").exists()
 
 
 def test_confident_errors_are_the_wrong_predictions_above_the_threshold_most_confident_first():
@@ -116,8 +127,11 @@ def test_init_from_starts_training_from_another_models_weights(trained_side_mode
                "--init-from", str(trained_side_model), "--epochs", "1", "--image-size", "48", "--batch-size", "8",
                "--workers", "0"])
     config = json.loads((out / "config.json").read_text())
-    assert config["training"]["init_from"] == str(trained_side_model)
-    assert str(trained_side_model) in (out / "README.md").read_text()
+    # Named in the config and card by its folder's name: a local path means nothing on the Hub.
+    assert config["training"]["init_from"] == trained_side_model.name
+    card = (out / "README.md").read_text()
+    assert f"`{trained_side_model.name}`" in card and str(trained_side_model.parent) not in card
+    assert "base_model" not in card  # only a Hub id can be one
 
 
 def test_init_from_together_with_imagenet_weights_is_refused(trained_side_model, side_data, tmp_path):
@@ -167,3 +181,30 @@ def test_crossval_summary_goes_into_the_config_and_card_of_the_final_model(side_
     result = run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir",
                         str(tmp_path / "x"), "--crossval-summary", str(tmp_path / "scratch.json")], check=False)
     assert result.returncode == 2 and "is for the scratch task, not side" in result.stderr
+
+
+def test_kinds_csv_gives_out_of_fold_accuracy_per_kind_and_damaged_vs_clean(tmp_path):
+    from phonegrade.synth import write_synthetic_dataset
+
+    data = tmp_path / "scratch"
+    write_synthetic_dataset("scratch", data, per_class=6, size=32, seed=4, progress=False)
+    files = sorted(p.relative_to(data).as_posix() for p in data.glob("*/*/*.png"))
+    kinds = tmp_path / "labels.csv"
+    kinds.write_text("file,kind\n" + "".join(f"{f},{'lab' if i % 2 else 'web'}\n" for i, f in enumerate(files)))
+    out = tmp_path / "cv"
+    assert cli_main(["crossval", "--task", "scratch", "--arch", "wearnet", "--data", str(data), "--folds", "2",
+                     "--epochs", "1", "--image-size", "32", "--batch-size", "6", "--workers", "0", "--kinds",
+                     str(kinds), "--output-dir", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "crossval.json").read_text())
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    for kind in ("lab", "web"):
+        chosen = [r for r in rows if r["kind"] == kind]
+        assert summary["per_kind"][kind]["n"] == len(chosen) == 9
+        assert summary["per_kind"][kind]["accuracy"] == pytest.approx(
+            sum(r["label"] == r["predicted"] for r in chosen) / 9, abs=1e-4)
+        assert summary["per_kind"][kind]["damaged_vs_clean_accuracy"] == pytest.approx(
+            sum((r["label"] == "no_scratch") == (r["predicted"] == "no_scratch") for r in chosen) / 9, abs=1e-4)
+    folds = [json.loads((out / f"fold-0-{k}" / "metrics.json").read_text()) for k in (1, 2)]
+    assert summary["damaged_vs_clean_accuracy"]["mean"] == pytest.approx(
+        statistics.fmean(f["damaged_vs_clean_accuracy"] for f in folds), abs=1e-4)

@@ -54,6 +54,17 @@ def test_from_pretrained_pins_a_revision(hub, trained_side_model, tmp_path):
     pixels = torch.randn(2, 3, 48, 48)
     with torch.no_grad():
         assert torch.equal(old(pixels), PhoneGradeClassifier.from_pretrained(trained_side_model)(pixels))
+    assert old.revision == first_sha
+
+
+def test_the_revision_shown_is_the_commit_loaded_even_offline(hub, trained_side_model, monkeypatch):
+    from huggingface_hub import HfApi, constants
+
+    push_model_folder(trained_side_model, "user/shown")
+    sha = HfApi().model_info("user/shown").sha
+    assert PhoneGradeClassifier.from_pretrained("user/shown").revision == sha
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # from the cache alone: no request is made
+    assert PhoneGradeClassifier.from_pretrained("user/shown").revision == sha
 
 
 def test_missing_repo_and_unreachable_hub_are_clear_errors(hub):
@@ -99,3 +110,50 @@ def test_unreachable_hub_keeps_corrections_queued_until_it_is_back(hub, tmp_path
     # A new pusher (as after an app restart) only sends what is not up yet.
     assert HubPusher(store, "user/queued").push_all() == 1
     assert len(load_correction_rows("user/queued")) == 3
+
+
+def test_corrections_go_up_in_commits_of_fewer_than_100_files(hub, tmp_path):
+    store, ids = _store_with_records(tmp_path / "corrections", n=120)
+    pusher = HubPusher(store, "user/many", batch_size=500)  # asked for more: still capped
+    assert pusher.push_all() == 120 and pusher.pending() == []
+    changed = hub.files_changed_per_commit("user/many", repo_type="dataset")
+    pushes = changed[:-1]  # the oldest commit is the repo's creation
+    assert len(pushes) == 3 and max(pushes) < 100
+    uploaded = hub.files("user/many", repo_type="dataset")
+    assert sum(name.endswith("/metadata.jsonl") for name in uploaded) == 120
+    assert sum(name.endswith("/image.png") for name in uploaded) == 120
+
+
+def test_hub_data_and_corrections_are_read_at_one_recorded_commit(hub, side_data, tmp_path):
+    import datasets
+    from huggingface_hub import HfApi
+
+    from phonegrade.data import load_splits, model_validation_split
+
+    images = [Image.new("RGB", (16, 16), (i * 9, 255 - i * 9, 0)) for i in range(24)]
+    labels = ["front", "back", "none"] * 8
+    first = datasets.Dataset.from_dict({"image": images[:15], "label": labels[:15]}).cast_column("image",
+                                                                                                datasets.Image())
+    first.push_to_hub("user/photos")
+    data_sha = HfApi().dataset_info("user/photos").sha
+    store, _ = _store_with_records(tmp_path / "corrections", n=2)
+    HubPusher(store, "user/fixes").push_all()
+    fixes_sha = HfApi().dataset_info("user/fixes").sha
+
+    out = tmp_path / "model"
+    run_train(["--task", "side", "--arch", "wearnet", "--data", "user/photos", "--corrections", "user/fixes",
+               "--output-dir", str(out), "--epochs", "1", "--image-size", "16", "--batch-size", "4", "--workers", "0"],
+              env=hub.client_env(tmp_path / "hf-child"))
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset"] == "user/photos" and config["dataset_revision"] == data_sha
+    assert config["corrections"]["revision"] == fixes_sha and config["corrections"]["source"] == "user/fixes"
+    card = (out / "README.md").read_text()
+    assert data_sha in card and fixes_sha in card and "- user/photos" in card  # the card's `datasets:` list
+
+    # New photos on the main branch later: the model's own validation split is still the one it was scored on.
+    datasets.Dataset.from_dict({"image": images, "label": labels}).cast_column(
+        "image", datasets.Image()).push_to_hub("user/photos")
+    assert len(load_splits("user/photos", "side").val) != config["metrics"]["n_val"]
+    again = model_validation_split(config, "user/photos")
+    assert again.revision == data_sha
+    assert len(again.val) == config["metrics"]["n_val"]

@@ -1,0 +1,1 @@
+"""The embedded default models and example photos, installed with phonegrade as package data."""

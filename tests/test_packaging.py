@@ -1,0 +1,66 @@
+"""What a user installs is what runs: the wheel, installed outside the checkout, trains, loads its default models
+and builds the demo."""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+from .conftest import ROOT
+
+INSTALLED_USE = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    import phonegrade
+    from phonegrade import DEFAULT_MODELS, EXAMPLES_DIR, PhoneGradeClassifier
+    from phonegrade.cli import main as cli_main
+    from phonegrade.corrections import CorrectionStore
+    from phonegrade.demo import Grader, build_demo, load_model
+
+    site, data = Path(sys.argv[1]), sys.argv[2]
+    assert Path(phonegrade.__file__).is_relative_to(site), phonegrade.__file__  # the wheel, not the checkout
+    assert cli_main(["train", "--task", "side", "--arch", "wearnet", "--data", data, "--output-dir", "model",
+                     "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+                     "--no-progress"]) == 0
+    assert "library_name: phonegrade" in Path("model/README.md").read_text()
+    side, scratch = load_model(DEFAULT_MODELS["side"]), load_model(DEFAULT_MODELS["scratch"])
+    assert (side.classifier.task, scratch.classifier.task) == ("side", "scratch")
+    store = CorrectionStore("corrections").ensure()  # writes the dataset card from the installed template
+    assert Path("corrections/README.md").read_text().startswith("---")
+    examples = sorted(str(p) for p in Path(EXAMPLES_DIR).glob("*.png"))
+    assert examples
+    demo = build_demo(Grader(side, scratch, store), examples)
+    print("installed phonegrade works:", type(demo).__name__)
+""")
+
+
+def _source_copy(folder):
+    """The files a release is built from (a clean checkout's), without local runs, corrections or caches."""
+    ignore = shutil.ignore_patterns("__pycache__", "checkpoints", "corrections", "synth", "synth-*", "*.egg-info")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, folder / name)
+    for name in ("phonegrade", "hub_cards", "data"):
+        shutil.copytree(ROOT / name, folder / name, ignore=ignore)
+    return folder
+
+
+def test_the_wheel_installed_outside_the_checkout_trains_loads_its_defaults_and_builds_the_demo(side_data,
+                                                                                               tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    _source_copy(source)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
+                   check=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("phonegrade-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, timeout=300)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    # PYTHONPATH puts the installed copy ahead of the checkout's editable install.
+    env = {**os.environ, "PYTHONPATH": str(site), "GRADIO_ANALYTICS_ENABLED": "False"}
+    result = subprocess.run([sys.executable, "-c", INSTALLED_USE, str(site), str(side_data)], cwd=work, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "installed phonegrade works" in result.stdout
