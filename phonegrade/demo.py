@@ -64,8 +64,9 @@ def describe_training_data(model: LoadedModel) -> str:
     else:
         measured = ""
     members = config.get("members", 1)
-    ensemble = f"{members} {config['arch']} models averaged, each " if members > 1 else ""
-    return f"{ensemble}trained on {described}{measured}"
+    start = " from ImageNet weights" if config.get("training", {}).get("weights") == "imagenet" else ""
+    model = f"{members} {config['arch']} models averaged, each{start}" if members > 1 else f"{config['arch']}{start},"
+    return f"{model} trained on {described}{measured}"
 
 
 class Grader:

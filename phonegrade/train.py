@@ -33,7 +33,7 @@ from phonegrade.hub import PhoneGradeClassifier, push_model_folder, write_model_
 from phonegrade.labels import TASK_LABELS
 from phonegrade.losses import balanced_class_weights, focal_loss
 from phonegrade.models import ARCHS, TrainableTop, check_arch, count_parameters, create_model, default_preprocessing, \
-    has_pretrained_backbone, imagenet_hub_id
+    describe_weights, has_pretrained_backbone, imagenet_hub_id
 from phonegrade.utils import accelerate_on_cpu
 
 CHECKPOINT_DIR = "checkpoints"
@@ -122,6 +122,8 @@ def add_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> N
     parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
     parser.add_argument("--data-description", metavar="TEXT",
                         help="what the training data is, for the model card and the demo page")
+    parser.add_argument("--card-note", metavar="TEXT",
+                        help="a paragraph for the model card's training section, e.g. how this run was chosen")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
     if not single_run:
         return
@@ -483,14 +485,17 @@ def main(argv: list[str] | argparse.Namespace | None = None, splits: Splits | No
         "dataset_split": (f"fold {crossval_fold['fold']} of {crossval_fold['folds']} (seed {crossval_fold['seed']})"
                           if crossval_fold else "validation"),
         "crossval_fold": crossval_fold,
-        "data_description": args.data_description,
+        "data_description": args.data_description, "card_note": args.card_note,
+        "class_counts": dict(zip(splits.labels, label_counts(splits.train + splits.val, len(splits.labels)),
+                                 strict=True)),
         "n_train": len(splits.train),
         "corrections_used": (corrections["added_train"] + corrections["added_val"] + corrections["relabelled"])
         if corrections else 0,
         "corrections": corrections, "extra_train": extra_train, "crossval": crossval, "epochs_run": state["epoch"],
         "best_epoch": state["best_epoch"],
         "training": {**training, "init_from": display_name(args.init_from) if args.init_from else None,
-                     "weights": weights, "trainable_blocks": trainable_blocks,
+                     "weights": weights, "weights_source": describe_weights(args.arch, weights),
+                     "trainable_blocks": trainable_blocks,
                      "class_weights": [round(w, 4) for w in loss_weights.tolist()] if loss_weights is not None
                      else None},
     }

@@ -37,10 +37,11 @@ INSTALLED_USE = textwrap.dedent("""
 
 def _source_copy(folder):
     """The files a release is built from (a clean checkout's), without local runs, corrections or caches."""
-    ignore = shutil.ignore_patterns("__pycache__", "checkpoints", "corrections", "synth", "synth-*", "*.egg-info")
-    for name in ("pyproject.toml", "README.md"):
+    ignore = shutil.ignore_patterns("__pycache__", "checkpoints", "*.egg-info")
+    for name in ("pyproject.toml", "README.md", "data/__init__.py"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, folder / name)
-    for name in ("phonegrade", "hub_cards", "data"):
+    for name in ("phonegrade", "hub_cards", "data/models", "data/examples"):
         shutil.copytree(ROOT / name, folder / name, ignore=ignore)
     return folder
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from phonegrade import synth
-from phonegrade.labels import SCRATCH_LABELS, SIDE_LABELS
+from phonegrade.labels import SCRATCH_LABELS, SIDE_LABELS, labels_for_task
 
 ALL_TASK_LABELS = [("side", label) for label in SIDE_LABELS] + [("scratch", label) for label in SCRATCH_LABELS]
 
@@ -217,3 +217,26 @@ def test_progress_bar_goes_to_stderr(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "synthetic side" in captured.err
     assert captured.out == ""
+
+
+# Digests of eight 64 px renders per label, made before the renderer was split into scene-part modules: any change
+# to what is drawn (phones, backs, look-alikes, backgrounds, scratches) changes one of them.
+PINNED_RENDERS = {
+    ("side", "front"): "e8ae05e1c03d543b",
+    ("side", "back"): "020b1e58fc848166",
+    ("side", "none"): "9885ccfa463d6341",
+    ("scratch", "major_scratch"): "cded8345c56b176e",
+    ("scratch", "minor_scratch"): "1a5c68d192769723",
+    ("scratch", "no_scratch"): "3a78feb74ffb20fb",
+}
+
+
+@pytest.mark.parametrize(("task", "label"), list(PINNED_RENDERS))
+def test_renders_match_their_pinned_digests(task, label):
+    import hashlib
+
+    index = list(labels_for_task(task)).index(label)
+    digest = hashlib.sha256()
+    for seed in range(8):
+        digest.update(np.asarray(synth.render(task, label, 64, np.random.default_rng([seed, index]))).tobytes())
+    assert digest.hexdigest()[:16] == PINNED_RENDERS[(task, label)]
