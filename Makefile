@@ -1,12 +1,12 @@
 # Two commands do all the set-up on a fresh machine (Python >= 3.11):
 #   make demo   install into .venv and serve the demo on the embedded default models (no network)
-#   make test   install into .venv (with test extras, and Debian's chromium for the browser test) and run the tests
+#   make test   install into .venv (with test extras, and Debian's chromium for the browser test), lint, run the tests
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 SYNTH := runs/synth
 
-.PHONY: demo test install browser default-models
+.PHONY: demo test lint install browser default-models
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,11 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed data/models/side-default/model.safetensors data/models/scratch-default/model.safetensors
 	$(PY) app.py
 
-test: $(VENV)/.installed browser
+test: lint browser
 	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 
 # The browser test drives Debian's chromium with Playwright (Playwright's own browser download needs a network).
 browser:

@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scratch-model", default=env("PHONEGRADE_SCRATCH_MODEL", DEFAULT_MODELS["scratch"]),
                         help="scratch model: local folder or Hub model id [PHONEGRADE_SCRATCH_MODEL]")
     parser.add_argument("--scratch-revision", default=env("PHONEGRADE_SCRATCH_REVISION"), help="Hub revision")
-    parser.add_argument("--corrections-dir", default=env("PHONEGRADE_CORRECTIONS_DIR", str(ROOT / "data" / "corrections")),
+    parser.add_argument("--corrections-dir",
+                        default=env("PHONEGRADE_CORRECTIONS_DIR", str(ROOT / "data" / "corrections")),
                         help="where flagged corrections are stored [PHONEGRADE_CORRECTIONS_DIR]")
     parser.add_argument("--corrections-repo", default=env("PHONEGRADE_CORRECTIONS_REPO"),
                         help="Hub dataset repo the corrections are pushed to in the background "
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from phonegrade import EXAMPLES_DIR
     from phonegrade.corrections import CorrectionStore, HubPusher
     from phonegrade.demo import Grader, build_demo, load_model
-    from phonegrade.hub import ModelLoadError
+    from phonegrade.errors import ModelLoadError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)

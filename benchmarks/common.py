@@ -72,7 +72,8 @@ def cpu_peak() -> dict:
         ghz, clock = base_ghz, "lscpu BogoMIPS / 2, the base clock: a lower bound"
     gflops = cores * ghz * per_cycle
     simd = {16: "AVX-512", 8: "AVX2", 4: "SSE"}[lanes]
-    return {"model": info.get("Model name"), "cores": cores, "ghz": round(ghz, 3), "base_ghz": base_ghz and round(base_ghz, 3),
+    return {"model": info.get("Model name"), "cores": cores, "ghz": round(ghz, 3),
+            "base_ghz": base_ghz and round(base_ghz, 3),
             "flops_per_cycle": per_cycle, "peak_gflops": round(gflops, 1),
             "derivation": f"{cores} cores x {ghz:.2f} GHz ({clock}) x {per_cycle} FLOPs/cycle ({lanes} fp32 lanes "
                           f"{simd} x {2 if 'fma' in flags else 1} (FMA) x 2 units, assumed) = {gflops:.0f} GFLOP/s"}

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import torch
 import torchvision
-
 from common import load_average, peak_rss_mb, percentiles_ms, write_photos  # puts phonegrade on sys.path
+
 from phonegrade import DEFAULT_MODELS, PhoneGradeClassifier
-from phonegrade.data import decode_side, load_image, shrink_large
+from phonegrade.images import load_image
+from phonegrade.transforms import decode_side, shrink_large
 
 TARGET_MS = {"side": 30, "scratch": 60}
 TARGET_MB = 20

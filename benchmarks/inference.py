@@ -6,7 +6,7 @@
 (a) baseline: model.eval(), torch.no_grad, one image at a time; PIL open → resize → tensor → normalise in the loop.
     torchvision's own model for resnet50 / mobilenet_v2 / densenet121; WearNet has none, so for the wearnet archs
     it is phonegrade's network run the same plain way.
-(b) phonegrade: `phonegrade.predict.iter_probabilities` (what `phonegrade predict` and `PhoneGradeClassifier.predict`
+(b) phonegrade: `phonegrade.inference.iter_probabilities` (what `phonegrade predict` and `PhoneGradeClassifier.predict`
     run) over the same JPEG files: batches (decoded in --workers DataLoader processes; 0 by default, the
     fastest on 2 cores), channels_last, inference_mode, with
         eager      the PyTorch model with BatchNorm folded into the layer before it (batches of --eager-batch-size)
@@ -36,15 +36,22 @@ import warnings
 from pathlib import Path
 
 import torch
+from common import (  # puts phonegrade on sys.path
+    ROOT,
+    cpu_peak,
+    load_average,
+    peak_rss_mb,
+    percentiles_ms,
+    write_photos,
+)
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import ROOT, cpu_peak, load_average, peak_rss_mb, percentiles_ms, write_photos  # puts phonegrade on sys.path
 from phonegrade import ARCHS, PhoneGradeClassifier, create_model
-from phonegrade.data import IMAGENET_MEAN, IMAGENET_STD
-from phonegrade.export import ExportedClassifier, export, export_onnx, labelled_images, quantize_onnx
+from phonegrade.exporting import ExportedClassifier, export, export_onnx, labelled_images, quantize_onnx
+from phonegrade.inference import iter_probabilities
 from phonegrade.models import BACKBONES
-from phonegrade.predict import iter_probabilities
+from phonegrade.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 SIZE = 224
 LABELS = ["front", "back", "none"]

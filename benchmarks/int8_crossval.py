@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import load_average  # puts phonegrade on sys.path
+
 from phonegrade import PhoneGradeClassifier
 from phonegrade.data import PhotoDataset, model_validation_split
-from phonegrade.export import export, load_exported
+from phonegrade.exporting import export, load_exported
 
 TARGET_POINTS = 1.0
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from common import ROOT, load_average, peak_rss_mb  # puts phonegrade on sys.path
+
 from phonegrade.synth import write_synthetic_dataset
 
 TRAINABLE_BLOCKS = {"mobilenet_v2": 5, "resnet50": 1}
@@ -86,7 +87,8 @@ def main() -> None:
             result = {"load_average_before": load_average(), "plain": run_plain(arch, data, args)}
             for name, cached in (("phonegrade", False), ("phonegrade_cached", True)):
                 result[name] = run_phonegrade(arch, data, Path(tmp) / f"{arch}-{name}", args, cached)
-                result[name]["ratio"] = round(result["plain"]["seconds_per_epoch"] / result[name]["seconds_per_epoch"], 2)
+                plain = result["plain"]["seconds_per_epoch"]
+                result[name]["ratio"] = round(plain / result[name]["seconds_per_epoch"], 2)
             result["load_average_after"] = load_average()
             results[arch] = result
             print(f"\n{arch} (load {result['load_average_before']})")

@@ -25,11 +25,15 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from PIL import Image
 
+from .cards import render_card
+from .data import Sample, stratified_split
+from .errors import CorrectionError
+from .images import load_image
 from .labels import SCRATCH_LABELS, SIDE_LABELS, TASK_LABELS
 
 RECORDS_DIR = "records"
@@ -40,10 +44,6 @@ FIELDS = ("file_name", "record_id", "timestamp", "content_hash", "width", "heigh
           "predicted_side", "side_probabilities", "corrected_side",
           "predicted_scratch", "scratch_probabilities", "corrected_scratch",
           "side_model", "side_revision", "scratch_model", "scratch_revision", "comment")
-
-
-class CorrectionError(ValueError):
-    """A correction was refused (bad labels) or could not be stored (disk full, read-only folder)."""
 
 
 def content_hash(image: Image.Image) -> str:
@@ -111,7 +111,7 @@ class CorrectionStore:
             raise CorrectionError("pick the correct side and/or scratch label")
         rgb = image.convert("RGB")
         digest = content_hash(rgb)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         record_id = f"{now:%Y%m%dT%H%M%S%f}-{digest[:12]}-{secrets.token_hex(3)}"
         models = models or {}
         metadata = {
@@ -184,10 +184,9 @@ def _fsync_dir(path: Path) -> None:
 def write_dataset_card(root: Path, repo_id: str | None = None, counts: dict | None = None) -> Path:
     from huggingface_hub import DatasetCardData
 
-    from .hub import render_card
-
     card_data = DatasetCardData(license="other", task_categories=["image-classification"],
-                                tags=["phonegrade", "corrections", "human-feedback"], pretty_name="phonegrade corrections")
+                                tags=["phonegrade", "corrections", "human-feedback"],
+                                pretty_name="phonegrade corrections")
     text = render_card("dataset_card.md", card_data, repo_id=repo_id, counts=counts or {},
                        side_labels=SIDE_LABELS, scratch_labels=SCRATCH_LABELS, fields=FIELDS)
     path = root / "README.md"
@@ -259,8 +258,6 @@ def merge_corrections(splits, rows: list[dict], task: str, into_val: bool = Fals
     (then corrections are split like the base data, and such photos are relabelled in validation too).
     """
     import functools
-
-    from .data import Sample, load_image, stratified_split
 
     latest = latest_by_image(rows, task)
     labels = TASK_LABELS[task]

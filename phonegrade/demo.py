@@ -14,9 +14,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .corrections import CorrectionError, CorrectionStore, Prediction
-from .data import ImageLoadError, load_image
-from .hub import WEIGHTS_NAME, PhoneGradeClassifier
+from .classifier import PhoneGradeClassifier
+from .corrections import CorrectionStore, Prediction
+from .errors import CorrectionError, ImageLoadError
+from .hub import WEIGHTS_NAME
+from .images import load_image
 from .labels import SCRATCH_LABELS, SIDE_LABELS
 
 DEFAULT_MAX_UPLOAD_MB = 20
@@ -54,19 +56,19 @@ def display_id(repo_or_dir: str) -> str:
 
 def describe_training_data(model: LoadedModel) -> str:
     config = model.classifier.config
-    described = config.get("data_description") or f"`{config.get('dataset', 'unknown data')}`"
-    crossval, accuracy = config.get("crossval"), config.get("metrics", {}).get("accuracy")
+    described = config.data.get("description") or f"`{config.data.get('name', 'unknown data')}`"
+    crossval, accuracy = config.crossval, (config.metrics or {}).get("accuracy")
     if crossval:  # a cross-validated number says more than one small validation split
         measured = (f"; {crossval['folds']}-fold cross-validated accuracy {crossval['accuracy']['mean']:.3f} ± "
                     f"{crossval['accuracy']['std']:.3f} on {crossval['n_images']} images")
     elif accuracy:
-        measured = f", validation accuracy {accuracy:.3f} on {config['metrics']['n_val']} images"
+        measured = f", validation accuracy {accuracy:.3f} on {config.metrics['n_val']} images"
     else:
         measured = ""
-    members = config.get("members", 1)
-    start = " from ImageNet weights" if config.get("training", {}).get("weights") == "imagenet" else ""
-    model = f"{members} {config['arch']} models averaged, each{start}" if members > 1 else f"{config['arch']}{start},"
-    return f"{model} trained on {described}{measured}"
+    start = " from ImageNet weights" if config.training.get("weights") == "imagenet" else ""
+    model_name = (f"{config.members} {config.arch} models averaged, each{start}" if config.members > 1
+                  else f"{config.arch}{start},")
+    return f"{model_name} trained on {described}{measured}"
 
 
 class Grader:

@@ -2,6 +2,8 @@
 
 import re
 
+from .errors import ConfigError, DataError
+
 SIDE_LABELS = ("front", "back", "none")
 SCRATCH_LABELS = ("major_scratch", "minor_scratch", "no_scratch")
 TASK_LABELS = {"side": SIDE_LABELS, "scratch": SCRATCH_LABELS}
@@ -32,7 +34,7 @@ def labels_for_task(task: str) -> tuple[str, ...]:
     try:
         return TASK_LABELS[task]
     except KeyError:
-        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_LABELS)}") from None
+        raise ConfigError(f"unknown task {task!r}; expected one of {sorted(TASK_LABELS)}") from None
 
 
 def canonical_label(task: str, name: str) -> str:
@@ -41,7 +43,7 @@ def canonical_label(task: str, name: str) -> str:
     label = _ALIASES[task].get(_squash(name))
     if label is None:
         accepted = ", ".join(TASK_LABELS[task])
-        raise ValueError(
+        raise DataError(
             f"unknown {task} class {name!r}; expected one of: {accepted} "
             f"(case, separators and aliases such as MAJORSCRACH / NO_SCRACH / Front are accepted)"
         )

@@ -185,7 +185,7 @@ import time
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -210,7 +210,7 @@ _INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _git_blob_sha1(data: bytes) -> str:
@@ -639,9 +639,9 @@ class _Handler(BaseHTTPRequestHandler):
         rest = seg
         if seg[:1] == ["datasets"]:
             repo_type, rest = "dataset", seg[1:]
-        if len(rest) == 6 and rest[1].endswith(".git") and rest[2:] == ["info", "lfs", "objects", "batch"]:
-            if method == "POST":
-                return self._lfs_batch(repo_type, f"{unquote(rest[0])}/{unquote(rest[1][:-4])}", body)
+        if (len(rest) == 6 and rest[1].endswith(".git") and rest[2:] == ["info", "lfs", "objects", "batch"]
+                and method == "POST"):
+            return self._lfs_batch(repo_type, f"{unquote(rest[0])}/{unquote(rest[1][:-4])}", body)
         if len(rest) >= 5 and rest[2] == "resolve" and method in ("GET", "HEAD"):
             repo_id = f"{unquote(rest[0])}/{unquote(rest[1])}"
             return self._resolve_file(repo_type, repo_id, unquote(rest[3]), unquote("/".join(rest[4:])))

@@ -7,8 +7,7 @@ import torch
 from PIL import Image
 
 from phonegrade import PhoneGradeClassifier
-from phonegrade.data import ImageLoadError
-from phonegrade.hub import ModelLoadError
+from phonegrade.errors import ImageLoadError, ModelLoadError
 
 
 @pytest.fixture

@@ -4,9 +4,17 @@ import pytest
 from PIL import Image
 
 from phonegrade.cli import main as cli_main
-from phonegrade.corrections import (CorrectionStore, Prediction, clean_comment, content_hash, latest_by_image,
-                                    load_correction_rows, merge_corrections)
-from phonegrade.data import load_image, load_splits
+from phonegrade.corrections import (
+    CorrectionStore,
+    Prediction,
+    clean_comment,
+    content_hash,
+    latest_by_image,
+    load_correction_rows,
+    merge_corrections,
+)
+from phonegrade.data import load_splits
+from phonegrade.images import load_image
 
 FRONT_PREDICTED = Prediction({"front": 0.6, "back": 0.3, "none": 0.1}, {"major_scratch": 0.2, "minor_scratch": 0.3,
                                                                          "no_scratch": 0.5})
@@ -101,7 +109,7 @@ def test_export_needs_an_output_folder(tmp_path, capsys):
 
 @pytest.mark.parametrize("label", ["sideways", "MAJOR"])
 def test_unknown_corrected_labels_are_refused(tmp_path, label):
-    from phonegrade.corrections import CorrectionError
+    from phonegrade.errors import CorrectionError
 
     with pytest.raises(CorrectionError):
         CorrectionStore(tmp_path).add(Image.new("RGB", (4, 4)), FRONT_PREDICTED, corrected_scratch=label)

@@ -1,4 +1,3 @@
-import argparse
 import csv
 import json
 import shutil
@@ -9,12 +8,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from phonegrade.classifier import PhoneGradeClassifier
 from phonegrade.cli import main as cli_main
-from phonegrade.crossval import add_arguments, confident_errors, summarize_folds
+from phonegrade.crossvalidation import confident_errors, summarize_folds
 from phonegrade.data import Sample, kfold_splits
-from phonegrade.hub import PhoneGradeClassifier
 from phonegrade.models import create_model
-from phonegrade.train import load_initial_model
+from phonegrade.training import load_initial_model
 
 from .conftest import run_train
 
@@ -83,7 +82,8 @@ def test_crossval_command_trains_each_fold_and_reports_what_the_folds_measured(s
     for k, metrics in enumerate(folds, start=1):
         fold_rows = [r for r in rows if r["fold"] == str(k)]
         assert len(fold_rows) == metrics["n_val"]
-        assert sum(r["label"] == r["predicted"] for r in fold_rows) / len(fold_rows) == pytest.approx(metrics["accuracy"])
+        correct = sum(r["label"] == r["predicted"] for r in fold_rows)
+        assert correct / len(fold_rows) == pytest.approx(metrics["accuracy"])
     assert summary["confident_errors"] == len(confident_errors(
         [{**r, **{key: float(v) for key, v in r.items() if key.startswith("p_")}} for r in rows], 0.8))
     # A fold model is scored again on exactly its held-out fold, never on photos it trained on.
@@ -94,7 +94,8 @@ def test_crossval_command_trains_each_fold_and_reports_what_the_folds_measured(s
         assert (evaluated["n_val"], evaluated["accuracy"]) == (metrics["n_val"], metrics["accuracy"])
         assert evaluated["confusion_matrix"] == metrics["confusion_matrix"]
     config = json.loads((out / "fold-0-2" / "config.json").read_text())
-    assert config["crossval_fold"]["fold"] == 2 and config["dataset"] == side_data.name  # a name, not a path
+    assert config["data"]["crossval_fold"]["fold"] == 2
+    assert config["data"]["name"] == side_data.name  # a name, not a path
     capsys.readouterr()
     other = tmp_path / "other"  # other photos: the fold's held-out photos cannot be found, so no score
     shutil.copytree(side_data / "train", other)
@@ -143,9 +144,10 @@ def test_init_from_together_with_imagenet_weights_is_refused(trained_side_model,
 
 
 def test_keep_last_saves_the_final_epoch_and_crossval_keeps_the_last_by_default(side_data, tmp_path):
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    assert parser.parse_args(["--task", "side", "--data", "d", "--output-dir", "o"]).keep == "last"
+    from phonegrade.cli import build_parser
+
+    args = build_parser().parse_args(["crossval", "--task", "side", "--data", "d", "--output-dir", "o"])
+    assert args.keep == "last"
 
     out = tmp_path / "last"
     # A learning rate this high makes the second epoch's weights differ from the first's.
@@ -157,7 +159,7 @@ def test_keep_last_saves_the_final_epoch_and_crossval_keeps_the_last_by_default(
     assert all(torch.equal(saved[k], last[k]) for k in saved)
     config = json.loads((out / "config.json").read_text())
     assert config["training"]["keep"] == "last"
-    if config["best_epoch"] != config["epochs_run"]:
+    if config["training"]["best_epoch"] != config["training"]["epochs_run"]:
         best = load_file(str(out / "checkpoints" / "best.safetensors"))
         assert not all(torch.equal(saved[k], best[k]) for k in saved)
 

@@ -7,8 +7,10 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2 as T
 
-from phonegrade.data import (ImageLoadError, PhotoDataset, Preprocessing, Sample, eval_transform, imagefolder_samples,
-                             load_image, load_splits, stratified_split)
+from phonegrade.data import PhotoDataset, Sample, imagefolder_samples, load_splits, stratified_split
+from phonegrade.errors import ImageLoadError
+from phonegrade.images import load_image
+from phonegrade.transforms import Preprocessing, eval_transform
 
 
 def _write(path, image, **save_args):
@@ -200,7 +202,7 @@ def test_photo_dataset_decodes_at_twice_the_model_input(tmp_path):
 
 
 def test_strong_augmentation_gives_model_sized_tensors_that_vary_per_draw():
-    from phonegrade.data import train_transform
+    from phonegrade.transforms import train_transform
 
     transform = train_transform(Preprocessing(48), augment="strong")
     photo = _smooth_photo(300, 200)

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from phonegrade.corrections import CorrectionError, CorrectionStore
+from phonegrade.corrections import CorrectionStore
 from phonegrade.demo import Grader, load_model
+from phonegrade.errors import CorrectionError
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def test_flag_without_a_label_or_with_an_unknown_one_is_refused(grader):
 
 
 def test_uploads_over_the_size_limit_are_refused(grader, tmp_path):
-    from phonegrade.data import ImageLoadError
+    from phonegrade.errors import ImageLoadError
 
     big = tmp_path / "big.bin"
     big.write_bytes(b"\0" * 300_000)

@@ -5,12 +5,13 @@ import shutil
 import pytest
 import torch
 
+from phonegrade.classifier import PhoneGradeClassifier
 from phonegrade.cli import main as cli_main
+from phonegrade.crossvalidation import combine_crossval
 from phonegrade.data import load_splits
-from phonegrade.ensemble import combine_crossval
-from phonegrade.hub import ModelLoadError, PhoneGradeClassifier
+from phonegrade.errors import ModelLoadError
 from phonegrade.models import MeanProbabilityEnsemble, create_model
-from phonegrade.train import load_initial_model
+from phonegrade.training import load_initial_model
 
 LABELS = ["front", "back", "none"]
 
@@ -51,7 +52,7 @@ def test_ensemble_command_writes_a_model_folder_that_predicts_its_members_mean(t
     model = PhoneGradeClassifier.from_pretrained(out)
     members = [PhoneGradeClassifier.from_pretrained(m) for m in two_members]
     assert model.members == 2 and isinstance(model.net, MeanProbabilityEnsemble)
-    assert model.config["num_parameters"] == 2 * members[0].config["num_parameters"]
+    assert model.config.num_parameters == 2 * members[0].config.num_parameters
     val = load_splits(side_data, "side").val
     images = [s.load() for s in val[:5]]
     mean = torch.stack([m.predict_proba(images) for m in members]).mean(dim=0)
@@ -59,7 +60,7 @@ def test_ensemble_command_writes_a_model_folder_that_predicts_its_members_mean(t
     # Scored on the members' validation split, and the card says what the model is.
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_val"] == len(val)
-    assert model.config["metrics"]["accuracy"] == metrics["accuracy"]
+    assert model.config.metrics["accuracy"] == metrics["accuracy"]
     card = (out / "README.md").read_text()
     assert "mean class probabilities of 2 `wearnet` models" in card and "two test members" in card
     from phonegrade.demo import LoadedModel, describe_training_data
@@ -70,17 +71,17 @@ def test_ensemble_command_writes_a_model_folder_that_predicts_its_members_mean(t
 
 def test_members_must_share_architecture_preprocessing_and_validation_split(two_members, tmp_path):
     first, second = (PhoneGradeClassifier.from_pretrained(m) for m in two_members)
-    resized = PhoneGradeClassifier({**second.config, "image_size": 64})
+    resized = PhoneGradeClassifier({**second.config.to_dict(), "image_size": 64})
     with pytest.raises(ValueError, match="must share image_size"):
         PhoneGradeClassifier.from_members([first, resized])
-    first.config["crossval"] = {"accuracy": {"mean": 0.9, "std": 0.1}}
+    first.config.crossval = {"accuracy": {"mean": 0.9, "std": 0.1}}
     pair = PhoneGradeClassifier.from_members([first, second])
-    assert "crossval" not in pair.config and "metrics" not in pair.config  # the first member's, not the pair's
+    assert pair.config.crossval is None and pair.config.metrics is None  # the first member's, not the pair's
     with pytest.raises(ValueError, match="is itself an ensemble"):
         PhoneGradeClassifier.from_members([first, pair])
 
     other_split = tmp_path / "other-split"
-    second.config["training"] = {**second.config["training"], "seed": 7}
+    second.config.training = {**second.config.training, "seed": 7}
     second.save_pretrained(other_split)
     code = cli_main(["ensemble", str(two_members[0]), str(other_split), "--data", str(tmp_path),
                      "--output-dir", str(tmp_path / "out")])

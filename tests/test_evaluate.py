@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
 from phonegrade.cli import main as cli_main
-from phonegrade.evaluate import compute_metrics, format_report
+from phonegrade.metrics import compute_metrics, format_report
 
 LABELS = ["major_scratch", "minor_scratch", "no_scratch"]
 

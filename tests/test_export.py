@@ -6,7 +6,9 @@ import torch
 
 from phonegrade import PhoneGradeClassifier
 from phonegrade.cli import main as cli_main
-from phonegrade.export import SUFFIXES, compare, exported_config, int8_engine, labelled_images, load_exported
+from phonegrade.errors import ModelLoadError
+from phonegrade.exporting import SUFFIXES, ExportedClassifier, labelled_images, load_exported
+from phonegrade.inference import compare
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +27,8 @@ def tiny_mobilenet(tmp_path_factory, side_data):
     return folder
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-@pytest.mark.parametrize("int8", [False, True], ids=["fp32", "int8"])
+@pytest.mark.parametrize(("fmt", "int8"), [("onnx", False), ("onnx", True), ("torchscript", False)],
+                         ids=["onnx-fp32", "onnx-int8", "torchscript-fp32"])
 @pytest.mark.parametrize("which", ["wearnet", "mobilenet_v2"])
 def test_export_round_trip_agrees_with_the_original(which, fmt, int8, trained_side_model, tiny_mobilenet, side_data,
                                                     tmp_path, capsys):
@@ -38,16 +40,17 @@ def test_export_round_trip_agrees_with_the_original(which, fmt, int8, trained_si
     assert cli_main(args) == 0
     printed = capsys.readouterr().out
     assert f"wrote {output}" in printed
-    agreement, difference = re.search(r"top-1 agreement ([\d.]+)%, max probability difference ([\d.]+)", printed).groups()
+    found = re.search(r"top-1 agreement ([\d.]+)%, max probability difference ([\d.]+)", printed)
+    agreement, difference = found.groups()
 
     model = PhoneGradeClassifier.from_pretrained(folder)
     pixels, labels, _ = labelled_images(model, str(side_data), "val", 100)
-    result = compare(model, load_exported(output), pixels, labels)
+    result = compare(model, ExportedClassifier(output), pixels, labels)
     assert f"{100 * result['top1_agreement']:.1f}" == agreement
     assert f"{result['max_probability_difference']:.4f}" == difference
     if int8:
         assert result["max_probability_difference"] < 0.05
-        # int8 weights for the trunk; the head stays fp32 (phonegrade.export.TRUNK_OPS)
+        # int8 weights for the trunk; the head stays fp32 (phonegrade.exporting.TRUNK_OPS)
         assert output.stat().st_size < 0.7 * (folder / "model.safetensors").stat().st_size
     else:
         assert result["top1_agreement"] == 1.0 and result["max_probability_difference"] < 1e-4
@@ -55,35 +58,21 @@ def test_export_round_trip_agrees_with_the_original(which, fmt, int8, trained_si
     assert load_exported(output)(pixels[:5]).shape == (5, 3)
 
 
-def test_int8_torchscript_runs_with_the_engine_it_was_quantised_for(tiny_mobilenet, side_data, tmp_path):
+def test_int8_is_onnx_only_and_torchscript_int8_is_refused_clearly(trained_side_model, tmp_path, capsys):
     output = tmp_path / "model.int8.torchscript.pt"
-    assert cli_main(["export", "--model", str(tiny_mobilenet), "--format", "torchscript", "--int8", "--output",
-                     str(output), "--data", str(side_data), "--min-agreement", "0"]) == 0
-    assert exported_config(output)["quantized_engine"] == int8_engine()
-    model = PhoneGradeClassifier.from_pretrained(tiny_mobilenet)
-    pixels, _, _ = labelled_images(model, str(side_data), "val", 12)
-    reference = load_exported(output)(pixels)
-    # A process set to another engine still gets the file's results, and keeps its own setting.
-    before = torch.backends.quantized.engine
-    other = next(e for e in torch.backends.quantized.supported_engines if e not in (int8_engine(), "none"))
-    torch.backends.quantized.engine = other
-    try:
-        assert torch.allclose(load_exported(output)(pixels), reference)
-        assert torch.backends.quantized.engine == other
-    finally:
-        torch.backends.quantized.engine = before
+    assert cli_main(["export", "--model", str(trained_side_model), "--format", "torchscript", "--int8", "--output",
+                     str(output), "--check-images", "6"]) == 2
+    assert "int8 export is ONNX only" in capsys.readouterr().err and not output.exists()
 
 
 def test_files_not_written_by_export_are_refused_clearly(tmp_path):
-    from phonegrade.export import ExportedClassifier
-
     plain = tmp_path / "plain.torchscript.pt"
     torch.jit.save(torch.jit.trace(torch.nn.Conv2d(3, 3, 1), torch.zeros(1, 3, 4, 4)), str(plain))
-    with pytest.raises(ValueError, match="not a file written by `phonegrade export`"):
+    with pytest.raises(ModelLoadError, match="not a file written by `phonegrade export`"):
         ExportedClassifier(plain)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a zip archive")
-    with pytest.raises(ValueError, match="not a TorchScript file written by `phonegrade export`"):
+    with pytest.raises(ModelLoadError, match="not a TorchScript file written by `phonegrade export`"):
         ExportedClassifier(garbage)
 
 
@@ -125,11 +114,11 @@ def test_default_output_goes_next_to_the_weights(trained_side_model, tmp_path):
 
 
 def test_disagreeing_export_fails_the_check(trained_side_model, tmp_path, capsys, monkeypatch):
-    import phonegrade.export
+    import phonegrade.exporting
 
     original = PhoneGradeClassifier.from_pretrained(trained_side_model)
     # An "export" whose top label is always the original's least likely one.
-    monkeypatch.setattr(phonegrade.export, "load_exported", lambda path: lambda pixels: -original(pixels))
+    monkeypatch.setattr(phonegrade.exporting, "load_exported", lambda path: lambda pixels: -original(pixels))
     assert cli_main(["export", "--model", str(trained_side_model), "--format", "torchscript", "--output",
                      str(tmp_path / "m.pt"), "--check-images", "6"]) == 1
     assert "agrees with the original on fewer than 95%" in capsys.readouterr().err

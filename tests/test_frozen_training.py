@@ -7,7 +7,7 @@ import torch
 from phonegrade import PhoneGradeClassifier
 from phonegrade.losses import focal_loss
 from phonegrade.models import TrainableTop, create_model
-from phonegrade.train import check_feature_caching
+from phonegrade.training import check_feature_caching
 
 from .conftest import run_train
 
@@ -104,5 +104,5 @@ def test_cache_features_trains_exactly_like_the_uncached_loop(side_data, tmp_pat
         for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
             assert fast[key] == pytest.approx(plain[key], abs=1e-4), key
     model = PhoneGradeClassifier.from_pretrained(tmp_path / "cached")
-    assert model.config["training"]["cache_features"] is True
+    assert model.config.training["cache_features"] is True
     assert len(model.predict(sorted((side_data / "val").rglob("*.png")))) == 6

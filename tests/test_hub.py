@@ -1,6 +1,7 @@
 """Hub round trips with the real huggingface_hub / datasets clients against tests/hub_server.py on 127.0.0.1."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +9,8 @@ from PIL import Image
 
 from phonegrade import PhoneGradeClassifier
 from phonegrade.corrections import CorrectionStore, HubPusher, Prediction, load_correction_rows
-from phonegrade.hub import ModelLoadError, push_model_folder
+from phonegrade.errors import ModelLoadError
+from phonegrade.hub import push_model_folder
 
 from .conftest import run_train
 from .hub_server import HubServer
@@ -95,7 +97,7 @@ def test_corrections_push_and_load_dataset_round_trip(hub, tmp_path):
         assert row["corrected_side"] == "front" and row["side_model"] == "user/side"
     from huggingface_hub import hf_hub_download
 
-    card = open(hf_hub_download("user/corrections", "README.md", repo_type="dataset")).read()
+    card = Path(hf_hub_download("user/corrections", "README.md", repo_type="dataset")).read_text()
     assert "# phonegrade corrections" in card and "user/corrections" in card
 
 
@@ -128,6 +130,7 @@ def test_hub_data_and_corrections_are_read_at_one_recorded_commit(hub, side_data
     import datasets
     from huggingface_hub import HfApi
 
+    from phonegrade.config import ModelConfig
     from phonegrade.data import load_splits, model_validation_split
 
     images = [Image.new("RGB", (16, 16), (i * 9, 255 - i * 9, 0)) for i in range(24)]
@@ -145,7 +148,7 @@ def test_hub_data_and_corrections_are_read_at_one_recorded_commit(hub, side_data
                "--output-dir", str(out), "--epochs", "1", "--image-size", "16", "--batch-size", "4", "--workers", "0"],
               env=hub.client_env(tmp_path / "hf-child"))
     config = json.loads((out / "config.json").read_text())
-    assert config["dataset"] == "user/photos" and config["dataset_revision"] == data_sha
+    assert config["data"]["name"] == "user/photos" and config["data"]["revision"] == data_sha
     assert config["corrections"]["revision"] == fixes_sha and config["corrections"]["source"] == "user/fixes"
     card = (out / "README.md").read_text()
     assert data_sha in card and fixes_sha in card and "- user/photos" in card  # the card's `datasets:` list
@@ -154,6 +157,6 @@ def test_hub_data_and_corrections_are_read_at_one_recorded_commit(hub, side_data
     datasets.Dataset.from_dict({"image": images, "label": labels}).cast_column(
         "image", datasets.Image()).push_to_hub("user/photos")
     assert len(load_splits("user/photos", "side").val) != config["metrics"]["n_val"]
-    again = model_validation_split(config, "user/photos")
+    again = model_validation_split(ModelConfig.from_dict(config), "user/photos")
     assert again.revision == data_sha
     assert len(again.val) == config["metrics"]["n_val"]

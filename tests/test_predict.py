@@ -9,7 +9,7 @@ import torch
 
 from phonegrade import PhoneGradeClassifier, create_model
 from phonegrade.cli import main as cli_main
-from phonegrade.data import load_image
+from phonegrade.images import load_image
 
 from .conftest import ROOT
 
@@ -110,7 +110,7 @@ def test_two_processes_share_the_images_and_each_is_graded_once(trained_side_mod
     result = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-         "-m", "phonegrade.predict", "--model", str(trained_side_model), *inputs, "--output", str(out),
+         "-m", "phonegrade.cli", "predict", "--model", str(trained_side_model), *inputs, "--output", str(out),
          "--batch-size", "4", "--workers", "0", "--no-progress"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert "graded 37 images in 2 processes" in result.stderr, result.stderr
@@ -128,7 +128,7 @@ def test_two_processes_share_the_images_and_each_is_graded_once(trained_side_mod
 
 
 def test_an_unreadable_image_stops_predict_without_leaving_inference_mode_on(model, photos):
-    from phonegrade.data import ImageLoadError
+    from phonegrade.errors import ImageLoadError
 
     with pytest.raises(ImageLoadError) as info:
         model.predict([photos[0], b"not an image", photos[1]])

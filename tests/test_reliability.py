@@ -19,7 +19,8 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from phonegrade.corrections import FIELDS, CorrectionStore, Prediction, load_correction_rows
-from phonegrade.data import ImageLoadError, load_image
+from phonegrade.errors import ImageLoadError
+from phonegrade.images import load_image
 
 from .conftest import ROOT, run_train, serve_app
 from .hub_server import HubServer
@@ -415,7 +416,8 @@ def test_killed_writer_loses_no_acknowledged_record_and_leaves_none_corrupt(tmp_
 FULL_DISK_WRITER = """
 import resource, sys
 from PIL import Image
-from phonegrade.corrections import CorrectionError, CorrectionStore, Prediction
+from phonegrade.corrections import CorrectionStore, Prediction
+from phonegrade.errors import CorrectionError
 
 store = CorrectionStore(sys.argv[1]).ensure()
 resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))  # no file may grow past 1000 bytes: a full disk

@@ -28,7 +28,7 @@ def test_every_label_renders_rgb_image_of_requested_size(task, label, size):
 
 
 def test_renderers_map_each_task_to_its_function():
-    assert synth.RENDERERS == {"side": synth.render_side, "scratch": synth.render_scratch}
+    assert {"side": synth.render_side, "scratch": synth.render_scratch} == synth.RENDERERS
 
 
 @pytest.mark.parametrize("task,label", ALL_TASK_LABELS)
@@ -138,7 +138,8 @@ def test_write_synthetic_dataset_layout_and_stratified_counts(tmp_path):
 
 @pytest.mark.parametrize("per_class,val_fraction,expected_val", [(2, 0.2, 1), (2, 0.9, 1), (7, 0.5, 4), (20, 0.25, 5)])
 def test_val_count_is_rounded_and_both_splits_stay_non_empty(tmp_path, per_class, val_fraction, expected_val):
-    counts = synth.write_synthetic_dataset("scratch", tmp_path, per_class, size=24, val_fraction=val_fraction, progress=False)
+    counts = synth.write_synthetic_dataset("scratch", tmp_path, per_class, size=24, val_fraction=val_fraction,
+                                           progress=False)
     for label in SCRATCH_LABELS:
         assert counts["val"][label] == expected_val
         assert counts["train"][label] == per_class - expected_val

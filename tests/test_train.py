@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from phonegrade import PhoneGradeClassifier
 from phonegrade.data import load_splits
-from phonegrade.evaluate import compute_metrics
+from phonegrade.metrics import compute_metrics
 from phonegrade.models import create_model
 
 from .conftest import run_train
@@ -126,16 +126,16 @@ def test_early_stopping_class_weights_and_bf16(side_data, tmp_path):
                         str(tmp_path), "--epochs", "20", "--patience", "1", "--lr", "0.5", "--image-size", "32",
                         "--workers", "0", "--class-weights", "auto", "--mixed-precision", "bf16"])
     config = json.loads((tmp_path / "config.json").read_text())
-    assert "early stop" in result.stdout and config["epochs_run"] < 20
+    assert "early stop" in result.stdout and config["training"]["epochs_run"] < 20
     assert config["training"]["class_weights"] == [1.0, 1.0, 1.0]  # the synthetic classes are balanced
     assert config["training"]["mixed_precision"] == "bf16"
-    assert config["best_epoch"] <= config["epochs_run"]
+    assert config["training"]["best_epoch"] <= config["training"]["epochs_run"]
 
 
 def test_weight_average_follows_the_ema_formula():
     from argparse import Namespace
 
-    from phonegrade.train import build_weight_average
+    from phonegrade.training import build_weight_average
 
     model = torch.nn.Linear(2, 1)
     average = build_weight_average(model, Namespace(ema_decay=0.9))
@@ -152,7 +152,7 @@ def test_weight_average_follows_the_ema_formula():
 def test_batch_mixing_gives_soft_targets_that_sum_to_one():
     from argparse import Namespace
 
-    from phonegrade.train import build_batch_mixing
+    from phonegrade.training import build_batch_mixing
 
     assert build_batch_mixing(Namespace(mixup_alpha=0.0, cutmix_alpha=0.0), 3) is None
     mixing = build_batch_mixing(Namespace(mixup_alpha=0.4, cutmix_alpha=1.0), 3)
@@ -188,9 +188,9 @@ def test_extra_training_images_join_training_only(side_data, tmp_path):
     plain = json.loads((tmp_path / "plain" / "config.json").read_text())
     mixed = json.loads((tmp_path / "extra" / "config.json").read_text())
     assert f"extra training data {extra}: 6 images" in result.stdout
-    assert mixed["n_train"] == plain["n_train"] + 6
+    assert mixed["data"]["n_train"] == plain["data"]["n_train"] + 6
     assert mixed["metrics"]["n_val"] == plain["metrics"]["n_val"]
-    assert mixed["extra_train"] == [{"source": "renders", "images": 6}]  # the folder's name, not its path
+    assert mixed["data"]["extra_train"] == [{"source": "renders", "images": 6}]  # the folder's name, not its path
     assert "6 come from `renders`" in (tmp_path / "extra" / "README.md").read_text()
 
 

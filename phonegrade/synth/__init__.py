@@ -18,8 +18,8 @@ from __future__ import annotations
 import functools
 import numbers
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image

@@ -60,7 +60,7 @@ def _shade(color, factor):
 
 
 def _mix(a, b, t):
-    return tuple(_clamp8(x + (y - x) * t) for x, y in zip(a, b))
+    return tuple(_clamp8(x + (y - x) * t) for x, y in zip(a, b, strict=True))
 
 
 def _gray(value):

@@ -84,7 +84,7 @@ def _clutter(rng, image):
 def _homography(dst, src):
     """Coefficients PIL's PERSPECTIVE transform wants: output pixel (dst) -> input pixel (src)."""
     rows, rhs = [], []
-    for (x, y), (u, v) in zip(dst, src):
+    for (x, y), (u, v) in zip(dst, src, strict=True):
         rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
         rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
         rhs.extend((u, v))

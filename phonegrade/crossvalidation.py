@@ -1,27 +1,19 @@
-"""Stratified k-fold cross-validation of a training recipe.
-
-    phonegrade crossval --task side --arch wearnet --data DIR --folds 5 --seeds 0 1 --output-dir OUT ...
-
-Every fold is an ordinary `train.py` run (same arguments) on k-1 folds, validated on the held-out fold, so
-a few hundred photos give a mean ± std instead of one lucky 80/20 split. OUT/fold-S-K/ holds each run's
-model folder (without its resume checkpoints); OUT/crossval.json the summary; OUT/predictions.csv every photo's
-out-of-fold prediction (from the run that did not train on it). The wrong predictions made with the most
-confidence are printed too: on a hand-labelled set they are the first labels to check.
-"""
+"""Cross-validation results: summaries over folds (mean ± std, per class, per kind of photo), every photo's
+out-of-fold prediction, the most confident errors, and the combination of several runs on the same folds (what an
+ensemble of their recipes would have scored)."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import shutil
 import statistics
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from .data import Sample, Splits, crossval_fold_record, kfold_splits, load_splits
-
+from .data import Sample
+from .metrics import compute_metrics
 
 # The numbers of a crossval summary that a model's config and card carry.
 CARD_KEYS = ("arch", "folds", "seeds", "n_images", "accuracy", "macro_f1", "recall")
@@ -32,10 +24,6 @@ def card_numbers(summary: dict) -> dict:
     """The part of a crossval summary that a model's config and card carry."""
     return {key: summary[key] for key in CARD_KEYS} | {key: summary[key] for key in OPTIONAL_CARD_KEYS
                                                          if key in summary}
-
-# Training options that make no sense for a fold (resuming, corrections, uploading) are off.
-SINGLE_RUN_DEFAULTS = {"resume": False, "corrections": None, "corrections_in_val": False, "push_to_hub": None,
-                       "private": False, "val_fraction": None, "crossval_summary": None}
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
@@ -127,60 +115,58 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> dict:
-    from .hub import PhoneGradeClassifier
-    from .train import CHECKPOINT_DIR
-    from .train import main as train_main
-
-    out = Path(args.output_dir)
-    source = load_splits(args.data, args.task)
-    samples = source.train + source.val  # the whole set: the folds make their own splits
-    kinds = read_kinds(args.kinds, source.source) if args.kinds else None
-    fold_metrics, rows = [], []
-    for seed in args.seeds:
-        for k, (train, val) in enumerate(kfold_splits(samples, args.folds, seed), start=1):
-            name = f"fold-{seed}-{k}"
-            print(f"\n== {name}: seed {seed}, fold {k}/{args.folds}, {len(train)} train / {len(val)} val", flush=True)
-            fold_args = argparse.Namespace(**{**vars(args), **SINGLE_RUN_DEFAULTS, "seed": seed,
-                                              "output_dir": str(out / name)})
-            folder = train_main(fold_args, splits=Splits(train, val, source.labels, source.source),
-                                crossval_fold=crossval_fold_record(source, val, args.folds, seed, k))
-            fold_metrics.append(json.loads((folder / "metrics.json").read_text()))
-            fold_rows = out_of_fold_rows(PhoneGradeClassifier.from_pretrained(folder), val, seed, k)
-            if kinds is not None:
-                fold_rows = [{**r, "kind": kinds.get(r["image"], "unknown")} for r in fold_rows]
-            rows += fold_rows
-            shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)  # resume state: a fold is never resumed
-    suspects = confident_errors(rows, args.suspect_threshold)
-    summary = {"task": args.task, "arch": args.arch, "data": str(args.data), "folds": args.folds,
-               "seeds": args.seeds, "n_images": len(samples),
-               **summarize_folds(fold_metrics, list(source.labels)),
-               **({"per_kind": summarize_kinds(rows)} if kinds is not None else {}),
-               "confident_errors": len(suspects),
-               "training": {k: v for k, v in vars(args).items() if k not in ("func", "command", "data", "output_dir")}}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "crossval.json").write_text(json.dumps(summary, indent=1) + "\n")
-    write_rows(rows, out / "predictions.csv")
-    print("\n" + format_summary(summary))
-    if suspects:
-        print(f"\n{len(suspects)} held-out photos were predicted wrong with probability ≥ {args.suspect_threshold} "
-              f"(check their labels first):")
-        for r in suspects[:10]:
-            confidence = r[f"p_{r['predicted']}"]
-            print(f"  {r['image']}: labelled {r['label']}, predicted {r['predicted']} ({confidence:.2f})")
-    print(f"\nsummary: {out / 'crossval.json'}; every photo's out-of-fold prediction: {out / 'predictions.csv'}")
-    return summary
+def _read_crossval_run(folder: Path) -> tuple[dict, list[dict]]:
+    try:
+        summary = json.loads((folder / "crossval.json").read_text())
+        with open(folder / "predictions.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{folder}: not a `phonegrade crossval` output folder ({err})") from err
+    if not rows or "labels" not in summary:
+        raise ValueError(f"{folder}: crossval.json or predictions.csv is incomplete")
+    return summary, rows
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .train import add_arguments as add_train_arguments
+def combine_crossval(folders: list[str | Path]) -> tuple[dict, list[dict]]:
+    """Cross-validation summary and out-of-fold rows of the mean probabilities of several crossval runs.
 
-    add_train_arguments(parser, single_run=False)
-    parser.add_argument("--folds", type=int, default=5, help="k of the stratified k-fold split")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
-                        help="repeat the k folds for each seed (fold assignment and training seed)")
-    parser.add_argument("--kinds", metavar="CSV",
-                        help="a CSV with 'file' (relative to --data) and 'kind' columns, e.g. a dataset's labels.csv: "
-                             "out-of-fold accuracy is reported per kind of photo too")
-    parser.add_argument("--suspect-threshold", type=float, default=0.8,
-                        help="list held-out photos predicted wrong with at least this probability")
+    The runs must cover the same photos with the same fold assignment (same data, --folds and --seeds)."""
+    if len(folders) < 2:
+        raise ValueError("combining cross-validation runs needs at least two of them")
+    runs = [(Path(folder), *_read_crossval_run(Path(folder))) for folder in folders]
+    first_folder, first, first_rows = runs[0]
+    labels = first["labels"]
+    folds_of = {(r["seed"], r["image"]): r["fold"] for r in first_rows}
+    for folder, summary, rows in runs[1:]:
+        for key in ("task", "folds", "seeds", "n_images", "labels"):
+            if summary.get(key) != first.get(key):
+                raise ValueError(f"{folder} and {first_folder} differ in {key} ({summary.get(key)!r} vs "
+                                 f"{first.get(key)!r}): only runs on the same folds can be combined")
+        if {(r["seed"], r["image"]): r["fold"] for r in rows} != folds_of:
+            raise ValueError(f"{folder} and {first_folder} hold out different photos in their folds")
+    sums: dict[tuple, list[float]] = defaultdict(lambda: [0.0] * len(labels))
+    truth = {}
+    for _, _, rows in runs:
+        for r in rows:
+            key = (int(r["seed"]), int(r["fold"]), r["image"])
+            truth[key] = r["label"]
+            for i, label in enumerate(labels):
+                sums[key][i] += float(r[f"p_{label}"]) / len(runs)
+    combined, by_fold = [], defaultdict(lambda: ([], []))
+    for (seed, fold, image), probs in sorted(sums.items()):
+        predicted = max(range(len(labels)), key=probs.__getitem__)
+        combined.append({"seed": seed, "fold": fold, "image": image, "label": truth[(seed, fold, image)],
+                         "predicted": labels[predicted],
+                         **{f"p_{label}": round(p, 4) for label, p in zip(labels, probs, strict=True)}})
+        y_true, y_pred = by_fold[(seed, fold)]
+        y_true.append(labels.index(truth[(seed, fold, image)]))
+        y_pred.append(predicted)
+    fold_metrics = [compute_metrics(y_true, y_pred, labels, first["task"], first["arch"])
+                    for y_true, y_pred in by_fold.values()]
+    summary = {"task": first["task"], "arch": first["arch"], "data": first.get("data"), "folds": first["folds"],
+               "seeds": first["seeds"], "n_images": first["n_images"], "members": len(runs),
+               **summarize_folds(fold_metrics, labels),
+               "member_runs": [{"run": str(folder), "accuracy": run_summary["accuracy"]}
+                               for folder, run_summary, _ in runs],
+               "training": first.get("training", {})}
+    return summary, combined

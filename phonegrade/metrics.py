@@ -1,8 +1,7 @@
-"""Metrics (scikit-learn), the text report, the confusion-matrix picture, and `phonegrade evaluate`."""
+"""Metrics (scikit-learn), the text report and the confusion-matrix picture."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,54 +89,3 @@ def write_metrics(metrics: dict, folder: str | Path) -> None:
     folder = Path(folder)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     render_confusion_matrix(metrics["confusion_matrix"], metrics["labels"], folder / "confusion_matrix.png")
-
-
-def evaluate_samples(classifier, samples, batch_size: int = 32, workers: int = 0,
-                     progress: bool = True) -> tuple[list[int], list[int]]:
-    """True and predicted label indices of `samples` under a PhoneGradeClassifier."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from .data import PhotoDataset
-
-    loader = torch.utils.data.DataLoader(PhotoDataset(samples, classifier.transform, classifier.image_size), batch_size=batch_size,
-                                         num_workers=workers)
-    y_true, y_pred = [], []
-    with torch.inference_mode():
-        for images, targets in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
-            y_pred += classifier(images.to(classifier.device)).argmax(dim=1).tolist()
-            y_true += targets.tolist()
-    return y_true, y_pred
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model folder or Hub model id")
-    parser.add_argument("--data", required=True,
-                        help="imagefolder, `datasets` folder on disk, or Hub dataset id (same forms as training)")
-    parser.add_argument("--split", choices=("val", "train", "all"), default="val",
-                        help="which images to score: the model's own validation images (a folder without train/val "
-                             "is split as training split it, with the model's seed and val fraction; a cross-validation "
-                             "fold model's are its held-out fold), the rest, or all")
-    parser.add_argument("--output", default=".",
-                        help="folder for metrics.json and confusion_matrix.png (default: current folder)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--revision", help="Hub revision of --model")
-
-
-def run(args: argparse.Namespace) -> dict:
-    from .data import model_validation_split
-    from .hub import PhoneGradeClassifier
-
-    classifier = PhoneGradeClassifier.from_pretrained(args.model, revision=args.revision)
-    splits = model_validation_split(classifier.config, args.data)
-    samples = {"val": splits.val, "train": splits.train, "all": splits.train + splits.val}[args.split]
-    y_true, y_pred = evaluate_samples(classifier, samples, args.batch_size, args.workers)
-    metrics = compute_metrics(y_true, y_pred, classifier.labels, classifier.task, classifier.arch)
-    print(format_report(metrics))
-    if splits.skipped:
-        print(f"\nskipped {splits.skipped} unreadable files (named in the warnings above)")
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    write_metrics(metrics, args.output)
-    print(f"\nwrote {Path(args.output) / 'metrics.json'} and confusion_matrix.png")
-    return metrics

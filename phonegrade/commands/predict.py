@@ -1,11 +1,11 @@
-"""Batched inference over many images: `phonegrade predict`, and `PhoneGradeClassifier.predict` underneath.
+"""`phonegrade predict`: per-class probabilities for many images, printed or written to CSV / JSON Lines.
 
     phonegrade predict --model OUT photos/ --output grades.csv
-    accelerate launch --multi_gpu --num_processes 4 -m phonegrade.predict --model OUT photos/ --output grades.jsonl
+    accelerate launch --multi_gpu --num_processes 4 -m phonegrade.cli predict --model OUT photos/ --output grades.jsonl
 
 Images are decoded and resized in DataLoader worker processes while the model runs whole batches in
-channels_last layout under `torch.inference_mode`. Under `accelerate launch` (several processes, GPUs or
-machines) each process grades a contiguous share of the images and the main process writes all results,
+channels_last layout, BatchNorm folded (`phonegrade.inference`). Under `accelerate launch` (several processes,
+GPUs or machines) each process grades a contiguous share of the images and the main process writes all results,
 in input order.
 """
 
@@ -16,91 +16,18 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-import torch
-from PIL import Image
+from ..classifier import PhoneGradeClassifier
+from ..data import undecoded_image_loaders
+from ..errors import ConfigError
+from ..exporting import ExportedClassifier, is_exported_file
+from ..images import IMAGE_EXTENSIONS
+from ..inference import ImageSource, iter_probabilities
+from ..utils import accelerate_on_cpu
 
-from .data import IMAGE_EXTENSIONS, ImageLoadError, decode_side, load_image, undecoded_image_loaders
-from .utils import accelerate_on_cpu
-
-# Anything `load_image` reads, an already preprocessed C×H×W tensor, or a function returning what `load_image` reads.
-ImageSource = str | os.PathLike | bytes | Image.Image | torch.Tensor | Callable[[], str | bytes | Image.Image]
 OUTPUT_FORMATS = (".csv", ".jsonl")
-
-
-class InferenceImages(torch.utils.data.Dataset):
-    """Image sources → (pixels, error). An unreadable image gives zero pixels and its error message, so one
-    bad file is reported instead of stopping a whole catalog."""
-
-    def __init__(self, sources: Sequence[ImageSource], transform: Callable, image_size: int):
-        self.sources = sources
-        self.transform = transform
-        self.image_size = image_size
-
-    def __len__(self) -> int:
-        return len(self.sources)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
-        source = self.sources[index]
-        if isinstance(source, torch.Tensor):
-            return source, ""
-        try:
-            return self.transform(load_image(source() if callable(source) else source,
-                                                 min_side=decode_side(self.image_size))), ""
-        except ImageLoadError as err:
-            return torch.zeros(3, self.image_size, self.image_size), str(err)
-
-
-def image_sources(images) -> list[ImageSource]:
-    """What `PhoneGradeClassifier.predict` accepts, as a flat list: one image, a sequence of images (N×C×H×W
-    tensors count as N), or a `datasets.Dataset` with an image column."""
-    if isinstance(images, (str, os.PathLike, bytes, Image.Image)):
-        return [images]
-    if isinstance(images, torch.Tensor):
-        return list(images) if images.dim() == 4 else [images]
-    if hasattr(images, "column_names"):  # a datasets.Dataset
-        return undecoded_image_loaders(images)
-    sources: list[ImageSource] = []
-    for image in images:
-        sources.extend(image if isinstance(image, torch.Tensor) and image.dim() == 4 else [image])
-    return sources
-
-
-def iter_probabilities(classifier, sources: Sequence[ImageSource], batch_size: int = 32, workers: int = 0,
-                       progress: bool | None = False, channels_last: bool = False, fold_batchnorm: bool = False
-                       ) -> Iterator[tuple[torch.Tensor | None, str]]:
-    """(probabilities, "") or (None, error message) per source, in order.
-
-    progress: a bar on stderr; None shows it only when stderr is a terminal.
-    channels_last: run a PyTorch model in that layout (its weights are converted in place): convolutions run
-    faster so on CPUs (oneDNN) and GPUs, and probabilities change in the last bits (about 1e-7).
-    fold_batchnorm: run a PhoneGradeClassifier's `folded_net` (BatchNorm folded into the layer before it;
-    probabilities change by about 1e-6); an exported file runs as it was exported.
-    """
-    from tqdm.auto import tqdm
-
-    dataset = InferenceImages(sources, classifier.transform, classifier.image_size)
-    workers = min(workers, -(-len(dataset) // batch_size))  # no idle worker processes for a handful of images
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers,
-                                         pin_memory=classifier.device.type == "cuda")
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    if isinstance(classifier, torch.nn.Module):
-        classifier.to(memory_format=memory_format)
-    classifier.eval()
-    foldable = fold_batchnorm and hasattr(classifier, "folded_net")
-    network = classifier.folded_net().to(memory_format=memory_format) if foldable else classifier
-    with tqdm(total=len(dataset), desc="predict", unit="img", leave=False,
-              disable=None if progress is None else not progress) as bar:
-        for pixels, errors in loader:
-            # Entered per batch, not around the loop: a context held across `yield` would leak into the caller.
-            with torch.inference_mode():
-                pixels = pixels.to(classifier.device, memory_format=memory_format, non_blocking=True)
-                probabilities = torch.softmax(network(pixels).float(), dim=1).cpu()
-            for row, error in zip(probabilities, errors, strict=True):
-                yield (None, error) if error else (row, "")
-            bar.update(len(errors))
 
 
 # ---------------------------------------------------------------- `phonegrade predict`
@@ -177,7 +104,12 @@ def write_records(records: Iterable[dict], labels: Sequence[str], output: str | 
     return failures
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="per-class probabilities for images, folders or `datasets` folders",
+        description="Per-class probabilities, in batches; `accelerate launch -m phonegrade.cli predict ...` splits "
+                    "the images across processes.")
     parser.add_argument("--model", required=True,
                         help="model folder, Hub model id, or a .onnx / .torchscript.pt file from `phonegrade export`")
     parser.add_argument("images", nargs="+",
@@ -192,6 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="DataLoader worker processes that decode and resize images (0: the main process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal)")
     parser.add_argument("--revision", help="Hub revision of --model")
+    parser.set_defaults(run=run)
 
 
 def process_state():
@@ -206,11 +139,8 @@ def run(args: argparse.Namespace) -> int:
     could not be read."""
     from accelerate.utils import gather_object
 
-    from .export import ExportedClassifier, is_exported_file
-    from .hub import PhoneGradeClassifier
-
     if args.output and Path(args.output).suffix not in OUTPUT_FORMATS:
-        raise ValueError(f"--output must end in {' or '.join(OUTPUT_FORMATS)}: {args.output}")
+        raise ConfigError(f"--output must end in {' or '.join(OUTPUT_FORMATS)}: {args.output}")
     state = process_state()
     if is_exported_file(args.model):
         classifier = ExportedClassifier(args.model)
@@ -230,13 +160,3 @@ def run(args: argparse.Namespace) -> int:
     if state.num_processes > 1:
         print(f"graded {len(images)} images in {state.num_processes} processes", file=sys.stderr)
     return 1 if failures else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .cli import main as cli_main
-
-    return cli_main(["predict", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

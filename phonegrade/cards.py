@@ -1,0 +1,50 @@
+"""Model and dataset cards: Jinja templates of hub_cards/ (installed as package data) filled with huggingface_hub's
+card machinery, YAML metadata included."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .config import ModelConfig
+from .hub import CARD_NAME
+
+
+def render_card(template_name: str, card_data, **values) -> str:
+    """Fill a Jinja template of hub_cards/ (installed as package data) with huggingface_hub's card machinery
+    (YAML header included)."""
+    from importlib.resources import files
+
+    from huggingface_hub import ModelCard
+
+    template = (files("phonegrade.hub_cards") / template_name).read_text(encoding="utf-8")
+    return str(ModelCard.from_template(card_data, template_str=template, **values))
+
+
+def write_model_card(folder: str | os.PathLike, config: ModelConfig, metrics: dict,
+                     base_model: str | None = None) -> Path:
+    """README.md of a model folder: what it grades, what it was trained on and how, and what it measured."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    task_name = {"side": "phone side (front / back / none)", "scratch": "screen scratch grade"}[config.task]
+    # Dataset fields name a Hub dataset only when the data was one (it then has a revision); local data is named
+    # by its folder's name, never its path.
+    dataset = config.data.get("name") or "custom"
+    hub_dataset = dataset if config.data.get("revision") else None
+    card_data = ModelCardData(
+        library_name="phonegrade",
+        license="apache-2.0",
+        tags=["image-classification", "phonegrade", config.task, config.arch],
+        pipeline_tag="image-classification",
+        datasets=[hub_dataset] if hub_dataset else None,
+        eval_results=[EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset,
+                                 dataset_split=config.data.get("split") or "validation",
+                                 dataset_revision=config.data.get("revision"), metric_type="accuracy",
+                                 metric_value=round(metrics["accuracy"], 4))],
+        model_name=f"phonegrade-{config.task}-{config.arch}",
+        base_model=base_model,
+    )
+    text = render_card("model_card.md", card_data, config=config.to_dict(), metrics=metrics, task_name=task_name)
+    path = Path(folder) / CARD_NAME
+    path.write_text(text, encoding="utf-8")
+    return path

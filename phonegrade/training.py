@@ -1,0 +1,729 @@
+"""Training a phonegrade classifier, in phases a reader can follow top to bottom:
+
+    assemble_data → build_model → build_loaders → restore_or_start → fit → final_evaluation → write_folder
+
+`train(TrainConfig(...))` runs them; `phonegrade train`, `accelerate launch phonegrade/train.py` and
+`phonegrade crossval` (one run per fold, `dataclasses.replace` of one config) all call it. The loop is plain
+PyTorch with Accelerate: prepare, backward, gather_for_metrics, save_state. The output folder becomes a Hub-style
+model folder (model.safetensors, config.json, README.md card, metrics.json, confusion_matrix.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .cards import write_model_card
+from .classifier import PhoneGradeClassifier
+from .config import ModelConfig
+from .corrections import load_correction_rows, merge_corrections
+from .crossvalidation import card_numbers
+from .data import PhotoDataset, Splits, label_counts, load_all_samples, load_splits
+from .errors import ConfigError
+from .hub import display_name, push_model_folder, resolve_dataset_revision
+from .labels import TASK_LABELS
+from .losses import balanced_class_weights, focal_loss
+from .metrics import compute_metrics, format_report, write_metrics
+from .models import (
+    ARCHS,
+    TrainableTop,
+    check_arch,
+    count_parameters,
+    create_model,
+    default_preprocessing,
+    describe_weights,
+    has_pretrained_backbone,
+    imagenet_hub_id,
+)
+from .transforms import AUGMENTATIONS, Preprocessing, eval_transform, train_transform
+from .utils import accelerate_on_cpu
+
+CHECKPOINT_DIR = "checkpoints"
+BEST_WEIGHTS = "best.safetensors"
+AVERAGE_WEIGHTS = "weight_average.safetensors"  # in a resume checkpoint, beside Accelerate's files
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs. Options of `phonegrade train` and keys of a recipe file (`--config`)
+    have these names (dashes or underscores)."""
+
+    task: str
+    data: str
+    output_dir: str
+    arch: str = "mobilenet_v2"
+    weights: str | None = None  # none, imagenet or a state-dict file; default: imagenet where the arch has them
+    extra_train: list[str] = field(default_factory=list)
+    init_from: str | None = None
+    trainable_blocks: int | None = None
+    unfreeze_at: int | None = None
+    backbone_lr_scale: float = 0.1
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    image_size: int | None = None  # default: what the arch's ImageNet weights were made for
+    crop_pct: float = 1.0
+    gamma: float = 2.0
+    class_weights: str = "none"
+    scheduler: str = "plateau"
+    patience: int = 7
+    val_fraction: float | None = 0.2
+    keep: str = "best"
+    seed: int = 0
+    workers: int = min(4, os.cpu_count() or 1)
+    augment: str = "standard"
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    ema_decay: float = 0.0
+    no_augment: bool = False
+    cache_features: bool = False
+    mixed_precision: str = "no"
+    data_description: str | None = None
+    card_note: str | None = None
+    no_progress: bool = False
+    resume: bool = False
+    corrections: str | None = None
+    corrections_in_val: bool = False
+    crossval_summary: str | None = None
+    push_to_hub: str | None = None
+    private: bool = False
+
+    # What config.json records of a run (where data and output live is recorded as names elsewhere, or not at all).
+    RECORDED = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "crop_pct", "gamma",
+                "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at", "backbone_lr_scale",
+                "mixed_precision", "augment", "no_augment", "cache_features", "keep", "mixup_alpha", "cutmix_alpha",
+                "ema_decay")
+
+    def __post_init__(self):
+        # Options from a recipe file skip argparse's checks: the same ones, here.
+        check_arch(self.arch)
+        choices = {"task": sorted(TASK_LABELS), "class_weights": ("none", "auto"),
+                   "scheduler": ("plateau", "cosine", "none"), "keep": ("best", "last"), "augment": AUGMENTATIONS,
+                   "mixed_precision": ("no", "fp16", "bf16")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+
+    def resolved_weights(self) -> str:
+        """The starting weights actually used: --init-from replaces them; by default ImageNet where the arch has
+        them."""
+        if self.init_from:
+            if self.weights not in (None, "none"):
+                raise ConfigError("--init-from and --weights both set the starting weights: give one of them")
+            return "none"
+        if self.weights is None:
+            return "imagenet" if has_pretrained_backbone(self.arch) else "none"
+        return self.weights
+
+    def preprocessing(self) -> Preprocessing:
+        """The arch's preprocessing, with --image-size and --crop-pct where given."""
+        pre = default_preprocessing(self.arch)
+        return dataclasses.replace(pre, image_size=self.image_size or pre.image_size, crop_pct=self.crop_pct)
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> TrainConfig:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+
+# ---------------------------------------------------------------- options and recipe files
+
+def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> None:
+    """TrainConfig's options; single_run=False leaves out those that concern one run's data split and output
+    (cross-validation makes its own splits)."""
+    parser.add_argument("--config", metavar="RECIPE.yaml",
+                        help="a recipe file of training options (YAML or JSON, the option names as keys); options "
+                             "given on the command line override it")
+    parser.add_argument("--task", required=True, choices=sorted(TASK_LABELS), help="which classifier to train")
+    parser.add_argument("--arch", default="mobilenet_v2", type=check_arch, metavar="ARCH",
+                        help=f"model architecture: {', '.join(ARCHS)}, or timm:<name> for any convolutional timm "
+                             f"model (e.g. timm:convnext_tiny; its pretrained weights come from the Hugging Face Hub)")
+    parser.add_argument("--data", required=True,
+                        help="imagefolder (with or without train/ and val/), `datasets` folder saved with "
+                             "save_to_disk, or a Hub dataset id")
+    parser.add_argument("--output-dir", required=True,
+                        help="folder that becomes the model repo" if single_run
+                        else "folder for the folds' model folders and crossval.json")
+    parser.add_argument("--weights", default=None,
+                        help="initial backbone weights: none, imagenet, or a path to a torchvision .pth / "
+                             ".safetensors state dict (default: imagenet where the arch has them, else none)")
+    parser.add_argument("--extra-train", metavar="DATA", nargs="+", default=[],
+                        help="more labelled images (same kinds of source as --data) added to the training images "
+                             "only, never validated on: e.g. `phonegrade synth` renders mixed into every epoch "
+                             "of a fine-tune on real photos")
+    parser.add_argument("--init-from", metavar="MODEL",
+                        help="start from a trained phonegrade model (folder or Hub id) of the same arch and "
+                             "task, e.g. one pre-trained on `phonegrade synth` renders, instead of --weights")
+    parser.add_argument("--trainable-blocks", type=int, default=None,
+                        help="train only the top K blocks of the backbone (default: per-arch with pretrained "
+                             "weights, all blocks from scratch)")
+    parser.add_argument("--unfreeze-at", type=int, default=None,
+                        help="epoch (1-based) from which every block trains, at --backbone-lr-scale × lr")
+    parser.add_argument("--backbone-lr-scale", type=float, default=0.1,
+                        help="learning-rate factor for frozen-then-unfrozen backbone blocks")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="input side in pixels (default: what the arch's ImageNet weights were made for, e.g. "
+                             "224 for efficientnet_lite0, 260 for efficientnet_lite2)")
+    parser.add_argument("--crop-pct", type=float, default=1.0,
+                        help="1.0: the whole photo, squashed to a square; below 1: the centre after resizing the "
+                             "short side to image-size / crop-pct (ImageNet's evaluation protocol uses 0.875)")
+    parser.add_argument("--gamma", type=float, default=2.0, help="focal-loss gamma (0 = cross-entropy)")
+    parser.add_argument("--class-weights", choices=("none", "auto"), default="none",
+                        help="auto: weight classes inversely to their training frequency")
+    parser.add_argument("--scheduler", choices=("plateau", "cosine", "none"), default="plateau")
+    parser.add_argument("--patience", type=int, default=7,
+                        help="stop after this many epochs without a lower validation loss (0: never stop early)")
+    if single_run:
+        parser.add_argument("--val-fraction", type=float, default=0.2,
+                            help="validation share when the data has no validation split (stratified)")
+    parser.add_argument("--keep", choices=("best", "last"), default="best" if single_run else "last",
+                        help="weights the model folder keeps: best (lowest validation loss) or last (final epoch)"
+                             + ("" if single_run else "; cross-validation keeps the last, as picking the best "
+                                                      "by the held-out fold would flatter its score"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="DataLoader worker processes")
+    parser.add_argument("--augment", choices=AUGMENTATIONS, default="standard",
+                        help="augmentation preset: standard (crop, flip, rotation, colour) or strong (smaller crops, "
+                             "TrivialAugment, random erasing) for small sets trained from scratch")
+    parser.add_argument("--mixup-alpha", type=float, default=0.0,
+                        help="MixUp: blend pairs of training images and their labels, Beta(alpha, alpha) "
+                             "mixing (0 = off); with --cutmix-alpha each batch gets one of the two")
+    parser.add_argument("--cutmix-alpha", type=float, default=0.0,
+                        help="CutMix: paste a box of one training image into another, labels mixed by area (0 = off)")
+    parser.add_argument("--ema-decay", type=float, default=0.0,
+                        help="keep an exponential moving average of the weights (decay per optimizer step, e.g. "
+                             "0.98; 0 = off); validation and the saved model use the averaged weights")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="train on un-augmented images (the evaluation transform: resize and normalise only)")
+    parser.add_argument("--cache-features", action="store_true",
+                        help="run the frozen backbone blocks once over the (un-augmented) images and train the rest on "
+                             "their output, held in memory; needs --no-augment and frozen blocks, and no --unfreeze-at "
+                             "or WearNet side trunk")
+    parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
+    parser.add_argument("--data-description", metavar="TEXT",
+                        help="what the training data is, in words, for the model card and the demo page")
+    parser.add_argument("--card-note", metavar="TEXT",
+                        help="a paragraph for the model card's training section, e.g. how this run was chosen")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    if not single_run:
+        return
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUTPUT_DIR/checkpoints/last if a previous run left one")
+    parser.add_argument("--corrections", metavar="REPO_OR_DIR",
+                        help="merge users' corrections (a corrections folder or Hub dataset id) into training")
+    parser.add_argument("--corrections-in-val", action="store_true",
+                        help="also hold out a stratified 20%% of the corrections for validation (default: "
+                             "corrections only train, and validation stays the base data's)")
+    parser.add_argument("--crossval-summary", metavar="CROSSVAL_JSON",
+                        help="crossval.json of `phonegrade crossval` with this recipe: its numbers go into "
+                             "config.json and the model card")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the finished model folder to this repo")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+
+
+def load_recipe(path: str | os.PathLike) -> dict:
+    """A recipe file's options (YAML or JSON), keyed by TrainConfig field names; unknown keys are an error."""
+    import yaml
+
+    try:
+        recipe = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"--config {path}: cannot read the recipe ({err.__class__.__name__}: {err})") from err
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"--config {path}: a recipe is a mapping of option names to values")
+    options = {str(key).replace("-", "_"): value for key, value in recipe.items()}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"--config {path}: unknown option(s) {', '.join(unknown)}")
+    return options
+
+
+def apply_recipe(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """When `argv` names a recipe file (--config FILE), its options become the defaults of the command's parser,
+    so that options given on the command line override them. `parser` is the `phonegrade` parser (the command is
+    the first word of `argv`) or a command's own parser."""
+    subcommands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if subcommands is not None:
+        parser = next((subcommands.choices[word] for word in argv if word in subcommands.choices), None)
+    if parser is None or "--config" not in parser._option_string_actions:
+        return
+    find = argparse.ArgumentParser(add_help=False)
+    find.add_argument("--config")
+    path = find.parse_known_args(argv)[0].config
+    if not path:
+        return
+    recipe = load_recipe(path)
+    actions = {action.dest: action for action in parser._actions}
+    foreign = sorted(set(recipe) - set(actions))
+    if foreign:
+        raise ConfigError(f"--config {path}: {', '.join(foreign)} cannot be used with `{parser.prog}`")
+    for key in recipe:
+        actions[key].required = False  # given by the recipe: the command line need not repeat it
+    parser.set_defaults(**recipe)
+
+
+# ---------------------------------------------------------------- phase 1: data
+
+@dataclass
+class TrainingData:
+    splits: Splits
+    train_counts: list[int]
+    corrections: dict | None
+    extra_train: list[dict]
+
+
+def assemble_data(config: TrainConfig, accelerator, splits: Splits | None = None) -> TrainingData:
+    """The run's training and validation samples: --data split (or the given `splits`), plus users'
+    corrections and --extra-train images."""
+    if splits is None:
+        splits = load_splits(config.data, config.task, config.val_fraction, config.seed)
+    corrections = None
+    if config.corrections:
+        # A Hub repo is read at the commit its main branch points at now, and that commit is recorded.
+        revision = None if Path(config.corrections).is_dir() else resolve_dataset_revision(config.corrections)
+        rows = load_correction_rows(config.corrections, revision=revision)
+        corrections = {"source": display_name(config.corrections), "revision": revision,
+                       **merge_corrections(splits, rows, config.task, config.corrections_in_val, config.seed)}
+        corrections["used"] = corrections["added_train"] + corrections["added_val"] + corrections["relabelled"]
+        accelerator.print(f"corrections {config.corrections}: {corrections['corrections']} {config.task} corrections;"
+                          f" {corrections['added_train']} added to train, {corrections['added_val']} to val, "
+                          f"{corrections['relabelled']} relabelled, {corrections['skipped_in_val']} left out "
+                          f"(same photo as a validation image)")
+    extra_train = []
+    for source in config.extra_train:
+        extra = load_all_samples(source, config.task)
+        splits.train = splits.train + extra  # a new list: cross-validation folds share theirs
+        extra_train.append({"source": display_name(source), "images": len(extra)})
+        accelerator.print(f"extra training data {source}: {len(extra)} images")
+    counts = label_counts(splits.train, len(splits.labels))
+    accelerator.print(f"data {splits.source}: {len(splits.train)} train / {len(splits.val)} val images; "
+                      f"train per class {dict(zip(splits.labels, counts, strict=True))}"
+                      + (f"; skipped {splits.skipped} unreadable files" if splits.skipped else ""))
+    return TrainingData(splits, counts, corrections, extra_train)
+
+
+# ---------------------------------------------------------------- phase 2: model
+
+def load_initial_model(net, source: str, task: str, arch: str) -> None:
+    """Copy a trained phonegrade model's weights into `net` (a fresh model of the same arch and task)."""
+    start = PhoneGradeClassifier.from_pretrained(source)
+    if (start.task, start.arch) != (task, arch):
+        raise ConfigError(f"--init-from {source} is a {start.arch} {start.task} model; this run trains a "
+                          f"{arch} {task} model")
+    if start.members > 1:
+        raise ConfigError(f"--init-from {source} is an ensemble of {start.members} models; fine-tune from one of "
+                          f"its members (the single models it was built from) instead")
+    net.load_state_dict(start.net.state_dict())
+
+
+def check_feature_caching(net, config: TrainConfig) -> None:
+    """--cache-features is right only when the frozen blocks and their input stay the same every epoch."""
+    problems = []
+    if not config.no_augment:
+        problems.append("augmentation shows the frozen blocks a different image every epoch: add --no-augment")
+    if net.frozen_blocks == 0:
+        problems.append("no backbone block is frozen (with --weights none all train; see --trainable-blocks)")
+    if config.unfreeze_at is not None:
+        problems.append("--unfreeze-at makes the frozen blocks train later")
+    if net.side_blocks is not None:
+        problems.append(f"the WearNet side trunk of {config.arch} trains on the images themselves")
+    if config.mixup_alpha or config.cutmix_alpha:
+        problems.append("--mixup-alpha and --cutmix-alpha mix the images themselves")
+    if problems:
+        raise ConfigError("--cache-features cannot be used here: " + "; ".join(problems))
+
+
+def build_model(config: TrainConfig, num_classes: int, accelerator):
+    """The network, from its starting weights, with the blocks that do not train frozen."""
+    weights = config.resolved_weights()
+    net = create_model(config.arch, num_classes, weights=weights, trainable_blocks=config.trainable_blocks)
+    if config.init_from:
+        load_initial_model(net, config.init_from, config.task, config.arch)
+    # Convolutions train faster in channels_last layout (oneDNN on CPUs, cuDNN on GPUs); batches are fed so too.
+    net.to(memory_format=torch.channels_last)
+    starting_point = f"from {config.init_from}" if config.init_from else f"weights {weights}"
+    accelerator.print(f"model {config.arch} ({starting_point}): {count_parameters(net):,} parameters, "
+                      f"{count_parameters(net, trainable_only=True):,} trainable "
+                      f"({len(net.blocks) - net.frozen_blocks}/{len(net.blocks)} backbone blocks); "
+                      f"{accelerator.num_processes} process{'es' if accelerator.num_processes > 1 else ''} on "
+                      f"{accelerator.device.type}")
+    if config.cache_features:
+        check_feature_caching(net, config)
+    return net, weights
+
+
+# ---------------------------------------------------------------- phase 3: loaders and optimisation
+
+def cache_frozen_features(net, dataset, accelerator, config: TrainConfig, progress) -> torch.utils.data.TensorDataset:
+    """(frozen blocks' output, label) for every image of `dataset`; each process computes a share and all
+    of them get the whole set."""
+    loader = accelerator.prepare_data_loader(
+        torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, num_workers=config.workers))
+    net.to(accelerator.device).eval()
+    features, labels = [], []
+    with torch.no_grad():
+        for images, targets in progress(loader, desc="cache features"):
+            frozen = net.frozen_features(images.contiguous(memory_format=torch.channels_last))
+            batch_features, batch_labels = accelerator.gather_for_metrics((frozen, targets))
+            features.append(batch_features.cpu())
+            labels.append(batch_labels.cpu())
+    return torch.utils.data.TensorDataset(torch.cat(features), torch.cat(labels))
+
+
+def build_optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
+    """Head and trainable blocks at lr; frozen blocks in their own group at a lower lr, for --unfreeze-at."""
+    frozen = {id(p) for block in model.blocks[: model.frozen_blocks] for p in block.parameters()}
+    params = list(model.parameters())
+    groups = [{"params": [p for p in params if id(p) not in frozen], "lr": config.lr}]
+    if frozen:
+        groups.append({"params": [p for p in params if id(p) in frozen], "lr": config.lr * config.backbone_lr_scale})
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+
+
+def build_scheduler(optimizer, config: TrainConfig):
+    if config.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    return None
+
+
+def build_batch_mixing(config: TrainConfig, num_classes: int):
+    """MixUp and/or CutMix over a training batch, one of them per batch, as torchvision's classification
+    recipe applies them; None when both are off. Targets become soft (batch, classes) tensors."""
+    from torchvision.transforms import v2 as T
+
+    mixes = [mix(alpha=alpha, num_classes=num_classes)
+             for mix, alpha in ((T.MixUp, config.mixup_alpha), (T.CutMix, config.cutmix_alpha)) if alpha > 0]
+    return T.RandomChoice(mixes) if mixes else None
+
+
+def build_weight_average(model, config: TrainConfig):
+    """An exponential moving average of `model`'s weights and BatchNorm statistics, or None (--ema-decay 0)."""
+    if not config.ema_decay:
+        return None
+    if not 0 < config.ema_decay < 1:
+        raise ConfigError(f"--ema-decay must lie between 0 and 1, got {config.ema_decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+
+
+@dataclass
+class Loop:
+    """What the epochs run on, once Accelerate has prepared it."""
+
+    model: torch.nn.Module  # the net, or its TrainableTop when features are cached
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    train_loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader  # images: the final evaluation always sees them
+    epoch_val_loader: torch.utils.data.DataLoader  # what the model trains on: images, or cached features
+    generator: torch.Generator
+    batch_mixing: object
+    weight_average: object
+    kept_net: torch.nn.Module  # the weights a model folder keeps: the net, or its weight average
+    eval_model: torch.nn.Module
+
+
+def build_loaders(config: TrainConfig, net, data: TrainingData, pre: Preprocessing, accelerator, progress) -> Loop:
+    """Datasets, loaders, optimizer and scheduler, prepared by Accelerate (features cached first if asked)."""
+    generator = torch.Generator().manual_seed(config.seed)
+    train_set = PhotoDataset(data.splits.train, eval_transform(pre) if config.no_augment
+                             else train_transform(pre, augment=config.augment), pre.image_size)
+    val_set = PhotoDataset(data.splits.val, eval_transform(pre), pre.image_size)
+    model, train_workers, val_features = net, config.workers, None
+    if config.cache_features:
+        # The frozen blocks see every image once; each epoch then trains only the blocks above them, on
+        # features held in memory (nothing left to load in worker processes).
+        model, train_workers = TrainableTop(net), 0
+        started = time.time()
+        train_set = cache_frozen_features(net, train_set, accelerator, config, progress)
+        val_features = cache_frozen_features(net, val_set, accelerator, config, progress)
+        accelerator.print(f"cached the frozen blocks' output for {len(train_set)} train and {len(val_features)} val "
+                          f"images in {time.time() - started:.1f}s")
+    train_loader = torch.utils.data.DataLoader(
+        train_set, batch_size=config.batch_size, shuffle=True, num_workers=train_workers,
+        drop_last=len(data.splits.train) > config.batch_size, generator=generator)
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size, num_workers=config.workers,
+                                             persistent_workers=config.workers > 0)
+    optimizer = build_optimizer(net, config)
+    scheduler = build_scheduler(optimizer, config)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    # Validation after each epoch feeds the model what it trains on; the final evaluation always sees images.
+    epoch_val_loader = (accelerator.prepare(torch.utils.data.DataLoader(val_features, batch_size=config.batch_size))
+                        if config.cache_features else val_loader)
+    if scheduler is not None:
+        # Stepped once per epoch on every process, so it is checkpointed but not wrapped by prepare.
+        accelerator.register_for_checkpointing(scheduler)
+    # The average follows what trains (the whole net, or its top with --cache-features); it is validated and
+    # kept in place of the raw weights.
+    weight_average = build_weight_average(accelerator.unwrap_model(model), config)
+    if weight_average is not None:
+        averaged = weight_average.module
+        kept_net, eval_model = (averaged.net if isinstance(averaged, TrainableTop) else averaged), averaged
+    else:
+        kept_net, eval_model = net, model
+    return Loop(model, optimizer, scheduler, train_loader, val_loader, epoch_val_loader, generator,
+                build_batch_mixing(config, len(data.splits.labels)), weight_average, kept_net, eval_model)
+
+
+# ---------------------------------------------------------------- phase 4: restore or start
+
+def restore_or_start(config: TrainConfig, accelerator, loop: Loop, checkpoints: Path) -> dict:
+    """The trainer state: from the last checkpoint with --resume, else fresh."""
+    from safetensors.torch import load_file
+
+    state = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "epochs_without_improvement": 0,
+             "history": []}
+    if config.resume and (checkpoints / "last" / "trainer_state.json").is_file():
+        accelerator.load_state(str(checkpoints / "last"))
+        state = json.loads((checkpoints / "last" / "trainer_state.json").read_text())
+        if loop.weight_average is not None:
+            loop.weight_average.load_state_dict(load_file(str(checkpoints / "last" / AVERAGE_WEIGHTS)))
+        accelerator.print(f"resumed from {checkpoints / 'last'} after epoch {state['epoch']}")
+    elif config.resume:
+        accelerator.print(f"--resume: no checkpoint in {checkpoints / 'last'}, starting fresh")
+    elif accelerator.is_main_process and (Path(config.output_dir) / "model.safetensors").exists():
+        accelerator.print(f"note: {config.output_dir} already holds a model; it will be replaced")
+    if accelerator.is_main_process:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+    return state
+
+
+# ---------------------------------------------------------------- phase 5: fit
+
+def train_one_epoch(model, loader, optimizer, accelerator, loss_weights, config: TrainConfig, progress,
+                    batch_mixing=None, weight_average=None) -> tuple[float, float, int]:
+    """Mean loss and accuracy over the epoch's training images, and how many images all processes trained on.
+    With batch mixing, accuracy counts the label that dominates each mixed image."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for images, targets in progress(loader, desc="train"):
+        if batch_mixing is not None:
+            images, targets = batch_mixing(images, targets)
+        logits = model(images.contiguous(memory_format=torch.channels_last))
+        loss = focal_loss(logits, targets, config.gamma, loss_weights)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        if weight_average is not None:
+            weight_average.update_parameters(accelerator.unwrap_model(model))
+        total_loss += loss.item() * len(targets)
+        hard_targets = targets.argmax(dim=1) if targets.ndim == 2 else targets
+        correct += (logits.argmax(dim=1) == hard_targets).sum().item()
+        seen += len(targets)
+    # Each process saw its own shard: combine them.
+    totals = accelerator.reduce(torch.tensor([total_loss, correct, seen], device=accelerator.device), "sum")
+    return (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item(), int(totals[2].item())
+
+
+@torch.no_grad()
+def validate(model, loader, accelerator, loss_weights, config: TrainConfig,
+             progress) -> tuple[float, list[int], list[int]]:
+    model.eval()
+    losses, y_true, y_pred = [], [], []
+    for images, targets in progress(loader, desc="val"):
+        logits = model(images.contiguous(memory_format=torch.channels_last))
+        # gather_for_metrics drops the samples padded in to even out the last batch across processes.
+        logits, targets = accelerator.gather_for_metrics((logits, targets))
+        losses.append(focal_loss(logits, targets, config.gamma, loss_weights) * len(targets))
+        y_true += targets.tolist()
+        y_pred += logits.argmax(dim=1).tolist()
+    return (torch.stack(losses).sum() / len(y_true)).item(), y_true, y_pred
+
+
+def _save_weights(net, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
+
+
+def fit(config: TrainConfig, accelerator, net, loop: Loop, loss_weights, state: dict, checkpoints: Path,
+        progress) -> dict:
+    """The epochs: train, validate, step the scheduler, keep the best weights and a resumable checkpoint, stop
+    early when validation loss stops improving."""
+    from accelerate.utils import set_seed
+
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        started = time.time()
+        # Shuffling, augmentation and dropout depend only on (seed, epoch), so a resumed run repeats them.
+        set_seed(config.seed + epoch)
+        loop.generator.manual_seed(config.seed + epoch)
+        if config.unfreeze_at is not None and epoch >= config.unfreeze_at and net.frozen_blocks:
+            net.freeze(len(net.blocks))
+            accelerator.print(f"epoch {epoch}: all backbone blocks now train")
+        train_loss, train_acc, train_images = train_one_epoch(loop.model, loop.train_loader, loop.optimizer,
+                                                              accelerator, loss_weights, config, progress,
+                                                              loop.batch_mixing, loop.weight_average)
+        val_loss, y_true, y_pred = validate(loop.eval_model, loop.epoch_val_loader, accelerator, loss_weights,
+                                            config, progress)
+        val_acc = sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / len(y_true)
+        lr = loop.optimizer.param_groups[0]["lr"]
+        if isinstance(loop.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            loop.scheduler.step(val_loss)
+        elif loop.scheduler is not None:
+            loop.scheduler.step()
+
+        improved = val_loss < state["best_val_loss"]
+        if improved:
+            state.update(best_val_loss=val_loss, best_epoch=epoch, epochs_without_improvement=0)
+        else:
+            state["epochs_without_improvement"] += 1
+        record = {"epoch": epoch, "train_images": train_images, "train_loss": round(train_loss, 5),
+                  "train_acc": round(train_acc, 4), "val_loss": round(val_loss, 5), "val_acc": round(val_acc, 4),
+                  "lr": lr, "seconds": round(time.time() - started, 2)}
+        state["history"].append(record)
+        state["epoch"] = epoch
+        accelerator.print(f"epoch {epoch}/{config.epochs}  train loss {train_loss:.4f} acc {train_acc:.3f}  "
+                          f"val loss {val_loss:.4f} acc {val_acc:.3f}  lr {lr:.2e}  {record['seconds']:.1f}s"
+                          + ("  *best" if improved else ""))
+
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process and improved:
+            _save_weights(loop.kept_net, checkpoints / BEST_WEIGHTS)
+        accelerator.save_state(str(checkpoints / "last"))
+        if accelerator.is_main_process:
+            (checkpoints / "last" / "trainer_state.json").write_text(json.dumps(state, indent=1))
+            if loop.weight_average is not None:
+                _save_weights(loop.weight_average, checkpoints / "last" / AVERAGE_WEIGHTS)
+        if config.patience and state["epochs_without_improvement"] >= config.patience:
+            accelerator.print(f"early stop: no better validation loss for {config.patience} epochs")
+            break
+    accelerator.wait_for_everyone()
+    return state
+
+
+# ---------------------------------------------------------------- phase 6: final evaluation
+
+def read_crossval_summary(path: str, task: str) -> dict:
+    """The numbers of a `phonegrade crossval` summary that a model card reports."""
+    try:
+        summary = json.loads(Path(path).read_text())
+        kept = card_numbers(summary)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ConfigError(f"--crossval-summary {path}: not a crossval.json written by `phonegrade crossval` "
+                          f"({err.__class__.__name__}: {err})") from err
+    if summary.get("task") != task:
+        raise ConfigError(f"--crossval-summary {path} is for the {summary.get('task')} task, not {task}")
+    return kept
+
+
+def model_config(config: TrainConfig, net, data: TrainingData, pre: Preprocessing, weights: str,
+                 trainable_blocks: int, state: dict, loss_weights, crossval_fold: dict | None) -> ModelConfig:
+    """What the model folder's config.json says: the model, and how it was made (names, never local paths)."""
+    splits, fold = data.splits, crossval_fold
+    return ModelConfig(
+        task=config.task, arch=config.arch, labels=tuple(splits.labels), preprocessing=pre,
+        num_parameters=count_parameters(net),
+        training={**{key: getattr(config, key) for key in TrainConfig.RECORDED},
+                  "init_from": display_name(config.init_from) if config.init_from else None,
+                  "weights": weights, "weights_source": describe_weights(config.arch, weights),
+                  "trainable_blocks": trainable_blocks,
+                  "class_weights": [round(w, 4) for w in loss_weights.tolist()] if loss_weights is not None else None,
+                  "epochs_run": state["epoch"], "best_epoch": state["best_epoch"]},
+        data={"name": display_name(splits.source), "revision": splits.revision,
+              "split": f"fold {fold['fold']} of {fold['folds']} (seed {fold['seed']})" if fold else "validation",
+              "crossval_fold": fold, "description": config.data_description, "n_train": len(splits.train),
+              "class_counts": dict(zip(splits.labels, label_counts(splits.train + splits.val, len(splits.labels)),
+                                       strict=True)),
+              "extra_train": data.extra_train},
+        corrections=data.corrections,
+        crossval=read_crossval_summary(config.crossval_summary, config.task) if config.crossval_summary else None,
+        card_note=config.card_note)
+
+
+def final_evaluation(config: TrainConfig, accelerator, loop: Loop, model_cfg: ModelConfig,
+                     checkpoints: Path) -> tuple[PhoneGradeClassifier, dict]:
+    """The kept weights (best or last), scored on the validation images through the class users load."""
+    from safetensors.torch import load_file
+
+    classifier = PhoneGradeClassifier(model_cfg)
+    classifier.net.load_state_dict(load_file(str(checkpoints / BEST_WEIGHTS)) if config.keep == "best"
+                                   else loop.kept_net.state_dict())
+    classifier.to(accelerator.device).eval()
+    y_true, y_pred = [], []
+    with torch.no_grad():
+        for images, targets in loop.val_loader:
+            logits, targets = accelerator.gather_for_metrics((classifier(images), targets))
+            y_true += targets.tolist()
+            y_pred += logits.argmax(dim=1).tolist()
+    metrics = compute_metrics(y_true, y_pred, list(model_cfg.labels), config.task, config.arch)
+    classifier.config.metrics = {k: metrics[k] for k in ("accuracy", "macro_f1", "n_val")}
+    return classifier, metrics
+
+
+# ---------------------------------------------------------------- phase 7: the model folder
+
+def base_model(config: TrainConfig, weights: str) -> str | None:
+    """The Hub model this one was fine-tuned from, for the card's `base_model`: --init-from when it is a Hub id,
+    else the Hub copy of the ImageNet weights a timm backbone started from."""
+    if config.init_from:
+        return config.init_from if not Path(config.init_from).exists() else None
+    return imagenet_hub_id(config.arch) if weights == "imagenet" else None
+
+
+def write_folder(config: TrainConfig, accelerator, classifier: PhoneGradeClassifier, metrics: dict, state: dict,
+                 weights: str) -> None:
+    """model.safetensors, config.json, the card, metrics.json, the confusion matrix and the training log; pushed
+    to the Hub with --push-to-hub."""
+    if not accelerator.is_main_process:
+        return
+    out = Path(config.output_dir)
+    classifier.save_pretrained(out)
+    write_metrics(metrics, out)
+    write_model_card(out, classifier.config, metrics, base_model=base_model(config, weights))
+    with open(out / "training_log.jsonl", "w") as log:
+        log.writelines(json.dumps(r) + "\n" for r in state["history"])
+    accelerator.print("\n" + format_report(metrics))
+    kept = (f"best epoch {state['best_epoch']}" if config.keep == "best"
+            else f"last epoch {state['epoch']}; best was {state['best_epoch']}")
+    accelerator.print(f"\nmodel folder: {out}  ({kept})")
+    if config.push_to_hub:
+        url = push_model_folder(out, config.push_to_hub, private=config.private)
+        accelerator.print(f"pushed to {url}")
+
+
+# ---------------------------------------------------------------- the run
+
+def train(config: TrainConfig, splits: Splits | None = None, crossval_fold: dict | None = None) -> Path:
+    """Train, evaluate and write the model folder. `splits` replaces loading --data (a cross-validation fold;
+    `crossval_fold` is then the fold's record, `data.crossval_fold_record`)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=accelerate_on_cpu())
+    checkpoints = Path(config.output_dir) / CHECKPOINT_DIR
+
+    def progress(iterable, desc):
+        return tqdm(iterable, desc=desc, leave=False, disable=config.no_progress or not accelerator.is_main_process)
+
+    set_seed(config.seed)
+    data = assemble_data(config, accelerator, splits)
+    net, weights = build_model(config, len(data.splits.labels), accelerator)
+    trainable_blocks = len(net.blocks) - net.frozen_blocks  # as set up (--unfreeze-at changes it later)
+    loss_weights = balanced_class_weights(data.train_counts) if config.class_weights == "auto" else None
+    pre = config.preprocessing()
+    loop = build_loaders(config, net, data, pre, accelerator, progress)
+    state = restore_or_start(config, accelerator, loop, checkpoints)
+    state = fit(config, accelerator, net, loop, loss_weights, state, checkpoints, progress)
+    model_cfg = model_config(config, net, data, pre, weights, trainable_blocks, state, loss_weights, crossval_fold)
+    classifier, metrics = final_evaluation(config, accelerator, loop, model_cfg, checkpoints)
+    write_folder(config, accelerator, classifier, metrics, state, weights)
+    accelerator.end_training()
+    return Path(config.output_dir)

@@ -1,0 +1,125 @@
+"""Pixels for the network: `Preprocessing` (what a model wants: size, interpolation, crop, mean and std, stored in
+its config.json) and the training and evaluation transforms built from it."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torchvision.transforms import v2 as T
+
+from .errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def decode_side(image_size: int) -> int:
+    """The smallest side a photo is decoded at for a model of `image_size` (`load_image(min_side=...)`): twice
+    the input, so that crops and resizing still start from more pixels than they produce."""
+    return 2 * image_size
+
+
+def shrink_large(image: Image.Image, min_side: int) -> Image.Image:
+    """Box-average a photo down by a whole factor while its short side stays ≥ `min_side`: resizing a 12 MP
+    photo to the model input otherwise costs more than the model."""
+    factor = min(image.size) // min_side
+    return image.reduce(factor) if factor >= 2 else image
+
+
+def _as_tensor(image_size: int) -> list:
+    """The first steps of every transform: shrink a large photo, then PIL → uint8 tensor."""
+    return [functools.partial(shrink_large, min_side=decode_side(image_size)), T.PILToTensor()]
+
+
+INTERPOLATIONS = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a model wants its pixels. Stored in config.json; training, evaluation, prediction, export and the demo
+    all build their transforms from it.
+
+    crop_pct 1.0 squashes the whole photo to a square (nothing cut off: a phone's camera or notch may sit at the
+    edge); below 1 the short side is resized to image_size / crop_pct and the centre kept, as ImageNet models are
+    evaluated.
+    """
+
+    image_size: int = 224
+    interpolation: str = "bilinear"
+    crop_pct: float = 1.0
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    def __post_init__(self):
+        if self.interpolation not in INTERPOLATIONS:
+            raise ConfigError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        if not 0.5 <= self.crop_pct <= 1.0:
+            raise ConfigError(f"crop_pct must lie between 0.5 and 1.0, got {self.crop_pct}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ConfigError("mean and std need three values each, std positive")
+
+    @classmethod
+    def from_config(cls, config: dict) -> Preprocessing:
+        """From a model's config.json; keys an older phonegrade did not write take their old values."""
+        return cls(image_size=config["image_size"], interpolation=config.get("interpolation", "bilinear"),
+                   crop_pct=float(config.get("crop_pct", 1.0)), mean=tuple(config.get("mean", IMAGENET_MEAN)),
+                   std=tuple(config.get("std", IMAGENET_STD)))
+
+    def to_config(self) -> dict:
+        return {"image_size": self.image_size, "interpolation": self.interpolation, "crop_pct": self.crop_pct,
+                "mean": list(self.mean), "std": list(self.std)}
+
+
+AUGMENTATIONS = ("standard", "strong")
+
+
+def train_transform(pre: Preprocessing, augment: str = "standard") -> T.Compose:
+    """Augmentation presets.
+
+    standard: crop, flip, rotation, brightness/contrast/hue/saturation, normalisation.
+    strong: for a few hundred photos and no pretrained weights: smaller crops, a flip, one random TrivialAugment
+    operation per image (colour, geometry, sharpness, ...) and random erasing, as torchvision's own training
+    recipes use them.
+    """
+    size, interpolation = pre.image_size, INTERPOLATIONS[pre.interpolation]
+    if augment == "strong":
+        return T.Compose([
+            *_as_tensor(size),
+            T.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=interpolation, antialias=True),
+            T.RandomHorizontalFlip(),
+            T.TrivialAugmentWide(),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(pre.mean, pre.std),
+            T.RandomErasing(p=0.25),
+        ])
+    if augment != "standard":
+        raise ConfigError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
+    return T.Compose([
+        *_as_tensor(size),
+        T.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.75, 1.333), interpolation=interpolation,
+                            antialias=True),
+        T.RandomHorizontalFlip(),
+        T.RandomRotation(15),
+        T.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
+        T.ToDtype(torch.float32, scale=True),
+        T.Normalize(pre.mean, pre.std),
+    ])
+
+
+def eval_transform(pre: Preprocessing) -> T.Compose:
+    """Resize (the whole photo to a square, or the short side then a centre crop: `Preprocessing.crop_pct`)
+    and normalise."""
+    size, interpolation = pre.image_size, INTERPOLATIONS[pre.interpolation]
+    if pre.crop_pct < 1.0:
+        resize = [T.Resize(int(size / pre.crop_pct), interpolation=interpolation, antialias=True), T.CenterCrop(size)]
+    else:
+        resize = [T.Resize((size, size), interpolation=interpolation, antialias=True)]
+    return T.Compose([
+        *_as_tensor(size),
+        *resize,
+        T.ToDtype(torch.float32, scale=True),
+        T.Normalize(pre.mean, pre.std),
+    ])
