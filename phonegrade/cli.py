@@ -56,11 +56,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _corrections(args: argparse.Namespace) -> int:
-    from .corrections import CorrectionStore, HubPusher, latest_by_image, load_correction_rows, summarize
+    from .corrections import CorrectionStore, HubPusher, bound_hub_requests, latest_by_image, load_correction_rows, \
+        summarize
 
     if args.action == "push":
         if not args.repo:
             raise ValueError("push needs --repo REPO_ID")
+        bound_hub_requests()
         pusher = HubPusher(CorrectionStore(args.source), args.repo, private=args.private)
         pending = len(pusher.pending())
         pushed = pusher.push_all()
