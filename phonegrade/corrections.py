@@ -297,13 +297,13 @@ def merge_corrections(splits, rows: list[dict], task: str, into_val: bool = Fals
 # ---------------------------------------------------------------- pushing to a Hub dataset repo
 
 PUSHED_LOG = ".pushed"  # record ids already in the Hub repo, one per line
-HUB_TIMEOUT_S = 30.0  # default of bound_hub_requests (PHONEGRADE_HUB_TIMEOUT)
+HUB_TIMEOUT_S = 30.0  # bound_hub_requests without PHONEGRADE_HUB_TIMEOUT
 FINAL_PUSH_BUDGET_S = 10.0  # default of HubPusher.stop
 
 
-def bound_hub_requests(seconds: float | None = None) -> None:
-    """Make every huggingface_hub request of this process fail after `seconds` (default: PHONEGRADE_HUB_TIMEOUT,
-    else HUB_TIMEOUT_S) spent connecting or waiting to read or write.
+def bound_hub_requests() -> None:
+    """Make every huggingface_hub request of this process fail after PHONEGRADE_HUB_TIMEOUT seconds (default
+    HUB_TIMEOUT_S) spent connecting or waiting to read or write.
 
     huggingface_hub's shared HTTP client has no time limit, and the calls a push makes (create_repo,
     create_commit) set none, so a Hub that accepts the connection and never answers would hold the push, and the
@@ -312,7 +312,7 @@ def bound_hub_requests(seconds: float | None = None) -> None:
     from huggingface_hub import set_client_factory
     from huggingface_hub.utils._http import default_client_factory
 
-    limit = float(os.environ.get("PHONEGRADE_HUB_TIMEOUT", HUB_TIMEOUT_S)) if seconds is None else seconds
+    limit = float(os.environ.get("PHONEGRADE_HUB_TIMEOUT", HUB_TIMEOUT_S))
 
     def client_factory():
         client = default_client_factory()
