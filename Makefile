@@ -29,7 +29,7 @@ lint: $(VENV)/.installed
 browser:
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else echo "chromium not found: install Debian's chromium for the browser test (it is skipped without it)"; fi; }
+	  else echo "chromium not found: the browser test needs Debian's chromium (skipped without it; .ci/run fails)"; fi; }
 
 # The embedded default models are committed; these rules rebuild one if it is missing (`make default-models`: both).
 # Step 1, both tasks: WearNet trained on `phonegrade synth` renders (no real photos, no ImageNet weights). The side

@@ -62,7 +62,7 @@ def _interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     from phonegrade import EXAMPLES_DIR
-    from phonegrade.corrections import CorrectionStore, HubPusher
+    from phonegrade.corrections import CorrectionStore, HubPusher, bound_hub_requests
     from phonegrade.demo import Grader, build_demo, load_model
     from phonegrade.errors import ModelLoadError
 
@@ -88,15 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # predictions do not need the folder; each correction will say why it fails
         logging.getLogger("phonegrade").warning("corrections folder %s is not usable (%s): corrections cannot be "
                                                 "saved until it is", args.corrections_dir, err)
-    pusher = HubPusher(store, args.corrections_repo, every_s=args.push_every).start() \
-        if args.corrections_repo else None
+    pusher = None
+    if args.corrections_repo:
+        bound_hub_requests()  # a Hub that stops answering fails a push (its records stay queued), never hangs it
+        pusher = HubPusher(store, args.corrections_repo, every_s=args.push_every).start()
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     grader = Grader(side, scratch, store, max_upload_bytes=max_bytes)
     examples = sorted(str(p) for p in Path(EXAMPLES_DIR).glob("*.png"))
     demo = build_demo(grader, examples, concurrency=args.concurrency, upload_ttl_s=args.upload_ttl or None,
                       analytics=args.analytics)
     # SIGTERM (docker stop, systemd) closes the app like Ctrl-C does: Gradio deletes the uploads it holds, and the
-    # corrections pusher makes its last push.
+    # corrections pusher makes its last push (for at most corrections.FINAL_PUSH_BUDGET_S).
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         # show_error=False: only gr.Error messages (clear, ours) reach the client, never other exceptions' text.

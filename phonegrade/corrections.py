@@ -300,6 +300,29 @@ PUSHED_LOG = ".pushed"  # record ids already in the Hub repo, one per line
 # also updates the card.
 MAX_FILES_PER_COMMIT = 99
 MAX_RECORDS_PER_COMMIT = (MAX_FILES_PER_COMMIT - 1) // 2
+HUB_TIMEOUT_S = 30.0  # bound_hub_requests without PHONEGRADE_HUB_TIMEOUT
+FINAL_PUSH_BUDGET_S = 10.0  # default of HubPusher.stop
+
+
+def bound_hub_requests() -> None:
+    """Make every huggingface_hub request of this process fail after PHONEGRADE_HUB_TIMEOUT seconds (default
+    HUB_TIMEOUT_S) spent connecting or waiting to read or write.
+
+    huggingface_hub's shared HTTP client has no time limit, and the calls a push makes (create_repo,
+    create_commit) set none, so a Hub that accepts the connection and never answers would hold the push, and the
+    pusher's lock, forever. Calls that set their own limit (downloads) keep it.
+    """
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils._http import default_client_factory
+
+    limit = float(os.environ.get("PHONEGRADE_HUB_TIMEOUT", HUB_TIMEOUT_S))
+
+    def client_factory():
+        client = default_client_factory()
+        client.timeout = limit
+        return client
+
+    set_client_factory(client_factory)
 
 
 class HubPusher:
@@ -386,7 +409,21 @@ class HubPusher:
         self._thread.start()
         return self
 
-    def stop(self, final_push: bool = True) -> None:
+    def stop(self, final_push: bool = True, budget_s: float = FINAL_PUSH_BUDGET_S) -> None:
+        """Stop the background pushes; with `final_push`, push what is queued, waiting at most `budget_s` seconds.
+
+        The last push runs in a daemon thread, so that neither a Hub that never answers nor a background push
+        holding the lock across such a call can keep the process from exiting; records it does not get up stay
+        queued for the next start.
+        """
+        import threading
+
         self._stop.set()
-        if final_push:
-            self.push_all()
+        if not final_push:
+            return
+        last = threading.Thread(target=self.push_all, name="corrections-final-push", daemon=True)
+        last.start()
+        last.join(budget_s)
+        if last.is_alive():
+            logging.getLogger("phonegrade").warning("the last corrections push to %s did not finish in %gs; what it "
+                                                    "has not sent stays queued", self.repo_id, budget_s)

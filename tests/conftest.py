@@ -27,9 +27,24 @@ def side_data(tmp_path_factory) -> Path:
 def trained_side_model(side_data, tmp_path_factory) -> Path:
     """A wearnet side model trained for two epochs through `accelerate launch phonegrade/train.py`."""
     out = tmp_path_factory.mktemp("side-model")
+    # At the default lr, two epochs of three steps leave every image at about 1/3 per class (spread 2e-3).
     run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir", str(out),
-               "--epochs", "2", "--image-size", "48", "--batch-size", "8", "--workers", "0"], launcher="accelerate")
+               "--epochs", "2", "--lr", "1e-2", "--image-size", "48", "--batch-size", "8", "--workers", "0"],
+              launcher="accelerate")
+    assert_input_sensitive(out, sorted(side_data.glob("*/*/*.png")))
     return out
+
+
+def assert_input_sensitive(model, images, min_spread: float = 0.01) -> None:
+    """Comparisons of a model with a copy of it (exported, folded, reloaded, served) prove little when it gives
+    every image about the same probabilities: fixtures that feed them check that some class probability moves by
+    `min_spread` (a hundred times the 1e-4 those comparisons allow) across `images`."""
+    from phonegrade import PhoneGradeClassifier
+
+    classifier = model if isinstance(model, PhoneGradeClassifier) else PhoneGradeClassifier.from_pretrained(model)
+    probabilities = classifier.predict_proba(images)
+    spread = (probabilities - probabilities[0]).abs().max().item()
+    assert spread >= min_spread, f"{model}: about the same probabilities for every image (spread {spread:.1g})"
 
 
 def run_train(args: list[str], launcher: str = "python", processes: int = 1, check: bool = True,
@@ -59,7 +74,8 @@ def trained_scratch_model(tmp_path_factory) -> Path:
     write_synthetic_dataset("scratch", data, per_class=6, size=48, seed=2, progress=False)
     out = tmp_path_factory.mktemp("scratch-model")
     run_train(["--task", "scratch", "--arch", "wearnet", "--data", str(data), "--output-dir", str(out),
-               "--epochs", "1", "--image-size", "48", "--batch-size", "6", "--workers", "0"])
+               "--epochs", "1", "--lr", "1e-2", "--image-size", "48", "--batch-size", "6", "--workers", "0"])
+    assert_input_sensitive(out, sorted(data.glob("*/*/*.png")))
     return out
 
 

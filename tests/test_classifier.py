@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,11 +66,26 @@ def test_save_and_reload_round_trip(trained_side_model, tmp_path):
         assert torch.equal(model(pixels), again(pixels))
 
 
-def test_pickled_checkpoint_is_refused_not_unpickled(model_copy):
+class _TouchOnUnpickle:
+    """Unpickling this object creates `marker`: what a hostile checkpoint's code could do instead."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+def test_pickled_checkpoint_is_refused_not_unpickled(model_copy, tmp_path):
+    marker = tmp_path / "unpickled"
     (model_copy / "model.safetensors").unlink()
-    (model_copy / "pytorch_model.bin").write_bytes(b"\x80\x04 would be unpickled")
+    torch.save({"head.weight": torch.zeros(3), "payload": _TouchOnUnpickle(marker)}, model_copy / "pytorch_model.bin")
     with pytest.raises(ModelLoadError, match="pytorch_model.bin, a pickled checkpoint.*safetensors only"):
         PhoneGradeClassifier.from_pretrained(model_copy)
+    assert not marker.exists()
+    # The file is a live payload: unpickling it, as torch.load without weights_only does, creates the marker.
+    torch.load(model_copy / "pytorch_model.bin", weights_only=False)
+    assert marker.exists()
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -1,14 +1,35 @@
+import argparse
+import re
 import subprocess
 import sys
+
+import pytest
 
 from phonegrade.cli import main as cli_main
 
 
+def registered_commands() -> list[str]:
+    from phonegrade.cli import build_parser
+
+    (subcommands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(subcommands.choices)
+
+
 def test_help_lists_every_command():
+    commands = registered_commands()
+    assert {"synth", "train", "predict", "corrections"} <= set(commands)  # the parser was read right
     result = subprocess.run([sys.executable, "-m", "phonegrade.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    for command in ("synth", "train", "evaluate", "predict"):
-        assert command in result.stdout
+    listed = re.findall(r"^ {4}(\w+)(?: |$)", result.stdout, re.M)  # the COMMAND list: "    name   help"
+    assert listed == commands
+
+
+@pytest.mark.parametrize("command", registered_commands())
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli_main([command, "--help"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: phonegrade {command} ")
 
 
 def test_synth_command_writes_an_imagefolder(tmp_path, capsys):

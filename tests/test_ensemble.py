@@ -30,7 +30,7 @@ def test_ensemble_output_is_the_log_of_its_members_mean_probabilities():
 
 
 @pytest.fixture(scope="module")
-def two_members(trained_side_model, tmp_path_factory):
+def two_members(trained_side_model, side_data, tmp_path_factory):
     """The trained side model and a copy with perturbed weights: two members validated on one split."""
     folder = tmp_path_factory.mktemp("member-2")
     for name in ("config.json", "model.safetensors"):
@@ -41,6 +41,10 @@ def two_members(trained_side_model, tmp_path_factory):
         for p in member.net.parameters():
             p.add_(0.05 * torch.randn_like(p))
     member.save_pretrained(folder)
+    # Members that agreed would let an ensemble that reads one of them pass for their mean.
+    photos = sorted(side_data.glob("val/*/*.png"))
+    first = PhoneGradeClassifier.from_pretrained(trained_side_model).predict_proba(photos)
+    assert (first - member.predict_proba(photos)).abs().max() > 0.01
     return trained_side_model, folder
 
 

@@ -10,20 +10,30 @@ from phonegrade.errors import ModelLoadError
 from phonegrade.exporting import SUFFIXES, ExportedClassifier, labelled_images, load_exported
 from phonegrade.inference import compare
 
+from .conftest import assert_input_sensitive
+
 
 @pytest.fixture(scope="module")
 def tiny_mobilenet(tmp_path_factory, side_data):
-    """An untrained mobilenet_v2 side model at 32 px whose BatchNorm statistics come from a few photos, so that
-    its activations have realistic ranges for int8 calibration."""
+    """An untrained mobilenet_v2 side model at 32 px whose BatchNorm statistics are those of 30 photos, so that
+    its activations have realistic ranges for int8 calibration and its outputs depend on the image."""
     torch.manual_seed(0)
     classifier = PhoneGradeClassifier({"task": "side", "arch": "mobilenet_v2", "labels": ["front", "back", "none"],
                                        "image_size": 32})
     pixels, _, _ = labelled_images(classifier, str(side_data), "train", 30)
+    # The photos' own mean and variance (momentum None: a plain average), not one 10 % momentum step from the initial
+    # 0 and 1: with those, activations shrink layer by layer until every image gets the same probabilities.
+    for module in classifier.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None
     classifier.train()
     with torch.no_grad():
         classifier(pixels)
+    classifier.eval()
+    assert_input_sensitive(classifier, labelled_images(classifier, str(side_data), "val", 30)[0])
     folder = tmp_path_factory.mktemp("tiny-mobilenet")
-    classifier.eval().save_pretrained(folder)
+    classifier.save_pretrained(folder)
     return folder
 
 
@@ -49,13 +59,19 @@ def test_export_round_trip_agrees_with_the_original(which, fmt, int8, trained_si
     assert f"{100 * result['top1_agreement']:.1f}" == agreement
     assert f"{result['max_probability_difference']:.4f}" == difference
     if int8:
-        assert result["max_probability_difference"] < 0.05
+        # Measured: up to 0.008 for the trained WearNet, whose probabilities spread over 0.1 across these images;
+        # an untrained MobileNetV2's int8 copy is off by up to 0.27 (noise through 50 quantised layers), so only
+        # a trained model can show that int8 stays close.
+        if which == "wearnet":
+            assert result["max_probability_difference"] < 0.02
         # int8 weights for the trunk; the head stays fp32 (phonegrade.exporting.TRUNK_OPS)
         assert output.stat().st_size < 0.7 * (folder / "model.safetensors").stat().st_size
     else:
         assert result["top1_agreement"] == 1.0 and result["max_probability_difference"] < 1e-4
     # Any batch size, not just the one traced or exported with.
     assert load_exported(output)(pixels[:5]).shape == (5, 3)
+    exported = torch.softmax(load_exported(output)(pixels), dim=1)
+    assert (exported - exported[0]).abs().max() > 0.01  # the export responds to its input
 
 
 def test_int8_is_onnx_only_and_torchscript_int8_is_refused_clearly(trained_side_model, tmp_path, capsys):
@@ -91,6 +107,13 @@ def test_predict_grades_photos_with_an_exported_file_as_with_the_model(fmt, trai
     ours, theirs = graded[str(trained_side_model)], graded[str(output)]
     assert [r["image"] for r in ours] == [r["image"] for r in theirs] and len(ours) == 6
     assert [r["label"] for r in ours] == [r["label"] for r in theirs]
+
+
+def test_onnx_export_is_one_self_contained_file(trained_side_model, tmp_path):
+    output = tmp_path / "export" / "model.onnx"
+    assert cli_main(["export", "--model", str(trained_side_model), "--format", "onnx", "--output", str(output),
+                     "--check-images", "6"]) == 0
+    assert [p.name for p in output.parent.iterdir()] == ["model.onnx"]  # no model.onnx.data left beside it
 
 
 def test_onnx_file_carries_labels_and_preprocessing(trained_side_model, tmp_path):

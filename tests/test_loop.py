@@ -38,22 +38,32 @@ def test_corrections_flagged_in_the_demo_fix_the_next_model(side_data, trained_s
             side = client.predict(handle_file(str(photo)), api_name="/predict")["side"]
             if max(side, key=side.get) != photo.parent.name:
                 wrong.append(photo)
-        assert len(wrong) >= 3, "the one-epoch model should make mistakes on unseen photos"
-        wrong = wrong[:8]
+        by_class: dict[str, list] = {}
+        for photo in wrong:
+            by_class.setdefault(photo.parent.name, []).append(photo)
+        assert len(by_class) >= 2, f"the one-epoch model should get photos of several classes wrong: {by_class}"
+        wrong = [photo for photos in by_class.values() for photo in photos[:3]]  # a few of each class
         for photo in wrong:
             client.predict(handle_file(str(photo)), photo.parent.name, "", "", api_name="/flag")
     finally:
         app.terminate()
         app.wait(timeout=30)
 
-    second = tmp_path / "second"
-    run_train([*common, "--output-dir", str(second), "--epochs", "25", "--patience", "0", "--lr", "3e-3",
-               "--corrections", str(corrections)])
+    # The same training with and without the corrections: only the corrected run has seen the flagged photos.
+    # Un-augmented, to the last epoch, it fits its training photos (with plateau-halved lr and augmentation it
+    # got 3 of 6 flagged photos right, fewer than the control's 4).
+    second, control = tmp_path / "second", tmp_path / "control"
+    longer = ["--epochs", "25", "--patience", "0", "--lr", "3e-3", "--scheduler", "cosine", "--keep", "last",
+              "--no-augment"]
+    run_train([*common, *longer, "--output-dir", str(second), "--corrections", str(corrections)])
+    run_train([*common, *longer, "--output-dir", str(control)])
     config = json.loads((second / "config.json").read_text())
     assert config["corrections"]["used"] == len(wrong) and config["corrections"]["added_train"] == len(wrong)
     assert f"{len(wrong)} used" in (second / "README.md").read_text()
     assert config["metrics"]["n_val"] == json.loads((first / "metrics.json").read_text())["n_val"]
 
-    fixed = PhoneGradeClassifier.from_pretrained(second)
-    predictions = fixed.predict(wrong)
-    assert [max(p, key=p.get) for p in predictions] == [photo.parent.name for photo in wrong]
+    def right(model) -> int:
+        predictions = PhoneGradeClassifier.from_pretrained(model).predict(wrong)
+        return sum(max(p, key=p.get) == photo.parent.name for p, photo in zip(predictions, wrong, strict=True))
+
+    assert right(second) == len(wrong) > right(control)

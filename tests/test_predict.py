@@ -95,6 +95,23 @@ def test_predict_reads_a_saved_datasets_folder(model, trained_side_model, photos
         assert row["probabilities"] == pytest.approx(expected, abs=1e-6)
 
 
+def test_predict_names_the_rows_of_a_saved_dataset_dict_by_split(model, trained_side_model, photos, tmp_path,
+                                                                 capsys):
+    import datasets
+
+    def images(paths):
+        return datasets.Dataset.from_dict({"image": [str(p) for p in paths]}).cast_column("image", datasets.Image())
+
+    folder = tmp_path / "catalog"
+    datasets.DatasetDict({"train": images(photos[:2]), "test": images(photos[2:5])}).save_to_disk(str(folder))
+    assert cli_main(["predict", "--model", str(trained_side_model), str(folder), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["image"] for row in rows] == [f"{folder}:train#0", f"{folder}:train#1", f"{folder}:test#0",
+                                              f"{folder}:test#1", f"{folder}:test#2"]
+    for row, expected in zip(rows, model.predict(photos[:5]), strict=True):
+        assert row["probabilities"] == pytest.approx(expected, abs=1e-6)
+
+
 def test_output_must_be_csv_or_jsonl(trained_side_model, side_data, capsys):
     assert cli_main(["predict", "--model", str(trained_side_model), str(side_data), "--output", "x.txt"]) == 2
     assert "--output must end in .csv or .jsonl" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Reliability and security: hostile uploads, bad files on the command line, faults while storing corrections,
 what reaches the corrections folder, tokens, and a small load run. Loopback only; every wait is bounded."""
 
+import contextlib
 import io
 import json
 import os
@@ -9,8 +10,10 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,12 +21,12 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from phonegrade.corrections import FIELDS, CorrectionStore, Prediction, load_correction_rows
+from phonegrade.corrections import FIELDS, CorrectionStore, HubPusher, Prediction, load_correction_rows
 from phonegrade.errors import ImageLoadError
 from phonegrade.images import load_image
 
-from .conftest import ROOT, run_train, serve_app
-from .hub_server import HubServer
+from .conftest import ROOT, free_port, run_train, serve_app
+from .hub_server import HubServer, client_env
 
 # ---------------------------------------------------------------- odd files
 
@@ -368,6 +371,86 @@ def test_stopping_the_app_pushes_queued_corrections_and_deletes_uploads(trained_
         assert app["process"].wait(timeout=60) == 0
     assert cached() == []
     assert (corrections / ".pushed").read_text().split() == [record_id["record_id"]]
+
+
+@contextlib.contextmanager
+def unreachable_hub(kind: str):
+    """An HF_ENDPOINT that never answers: a closed loopback port (connections refused at once) or a loopback socket
+    that accepts connections and never answers (a hung Hub or proxy). Yields (url, accepted sockets)."""
+    if kind == "closed-port":
+        yield f"http://127.0.0.1:{free_port()}", []
+        return
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    accepted: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept():
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                accepted.append(server.accept()[0])  # held open, never read from or written to
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
+    finally:
+        done.set()
+        thread.join()
+        for connection in [*accepted, server]:
+            connection.close()
+
+
+def _pushed_record_ids(hub: HubServer, repo_id: str) -> set[str]:
+    return {path.split("/")[2] for path in hub.files(repo_id, "dataset") if path.endswith("/metadata.jsonl")}
+
+
+@pytest.mark.parametrize("kind", ["closed-port", "hanging-socket"])
+def test_corrections_push_to_an_unreachable_hub_fails_soon_and_keeps_the_records(kind, tmp_path):
+    store = CorrectionStore(tmp_path / "corrections").ensure()
+    ids = {store.add(Image.new("RGB", (9, 9), colour), Prediction({"front": 1.0, "back": 0.0, "none": 0.0}, {}),
+                     "back") for colour in ("red", "blue")}
+    with unreachable_hub(kind) as (url, _):
+        env = {**os.environ, **client_env(url, tmp_path / "hf-home"), "PHONEGRADE_HUB_TIMEOUT": "2"}
+        started = time.time()
+        result = subprocess.run([sys.executable, "-m", "phonegrade.cli", "corrections", "push", "--source",
+                                 str(store.root), "--repo", "user/later"], cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert time.time() - started < 30  # start-up included; without a time limit a hung Hub holds it forever
+    assert result.returncode == 1 and "pushed 0 of 2 pending records to user/later; the rest stay queued" in \
+        result.stdout, result.stdout + result.stderr
+    with HubServer() as hub, hub.patch_clients(hf_home=tmp_path / "hf-home-2"):  # the Hub is back
+        assert HubPusher(store, "user/later").push_all() == 2
+        assert _pushed_record_ids(hub, "user/later") == ids
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_app_stops_soon_while_a_push_hangs_and_keeps_the_record(trained_side_model, trained_scratch_model, side_data,
+                                                               tmp_path, stop_signal):
+    from gradio_client import handle_file
+
+    corrections = tmp_path / "corrections"
+    with unreachable_hub("hanging-socket") as (url, accepted), \
+            serve_app("--side-model", str(trained_side_model), "--scratch-model", str(trained_scratch_model),
+                      "--corrections-dir", str(corrections), "--corrections-repo", "user/hung", "--push-every", "1",
+                      env=client_env(url, tmp_path / "hf-home")) as app:
+        photo = handle_file(str(next((side_data / "val" / "back").iterdir())))
+        record_id = _client(app["url"]).predict(photo, "back", "", "", api_name="/flag")["record_id"]
+        deadline = time.time() + 30
+        while not accepted and time.time() < deadline:  # a background push is now waiting for the Hub
+            time.sleep(0.2)
+        assert accepted, "the app should have tried to push the record"
+        app["process"].send_signal(stop_signal)
+        try:
+            # The push holds its lock for up to PHONEGRADE_HUB_TIMEOUT (30 s); the last push waits for it 10 s.
+            assert app["process"].wait(timeout=25) == 0
+        except subprocess.TimeoutExpired:
+            app["process"].kill()
+            raise AssertionError("the app did not stop within 25 s of the signal") from None
+    assert not (corrections / ".pushed").exists()
+    with HubServer() as hub, hub.patch_clients(hf_home=tmp_path / "hf-home-2"):  # pushed by the next start
+        assert HubPusher(CorrectionStore(corrections), "user/hung").push_all() == 1
+        assert _pushed_record_ids(hub, "user/hung") == {record_id}
 
 
 WRITER = """

@@ -10,7 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..corrections import CorrectionStore, HubPusher, latest_by_image, load_correction_rows, summarize
+from ..corrections import (
+    CorrectionStore,
+    HubPusher,
+    bound_hub_requests,
+    latest_by_image,
+    load_correction_rows,
+    summarize,
+)
 from ..errors import ConfigError
 from ..labels import TASK_LABELS
 
@@ -37,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "push":
         if not args.repo:
             raise ConfigError("push needs --repo REPO_ID")
+        bound_hub_requests()  # a Hub that stops answering fails the push (the records stay queued), never hangs it
         pusher = HubPusher(CorrectionStore(args.source), args.repo, private=args.private)
         pending = len(pusher.pending())
         pushed = pusher.push_all()
