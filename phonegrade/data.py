@@ -92,7 +92,8 @@ def _unreadable_reason(path: Path) -> str | None:
     return None
 
 
-def imagefolder_samples(root: Path, task: str, verify: bool = True) -> tuple[list[Sample], int]:
+def imagefolder_samples(root: Path, task: str, verify: bool = True,
+                        require_all_classes: bool = True) -> tuple[list[Sample], int]:
     """`root/<class>/*.jpg` with alias-tolerant class names. Returns samples and the count of skipped files."""
     labels = labels_for_task(task)
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -109,8 +110,24 @@ def imagefolder_samples(root: Path, task: str, verify: bool = True) -> tuple[lis
                 continue
             found.add(label)
             samples.append(Sample(functools.partial(_read_path, str(path)), labels.index(label), str(path)))
-    _check_all_classes(task, found, str(root))
+    if require_all_classes:
+        _check_all_classes(task, found, str(root))
     return samples, skipped
+
+
+def readable_images(root: Path, task: str, label: str) -> list[Sample]:
+    """Every readable image under `root`, at any depth, labelled `label` (unreadable ones skipped with a warning)."""
+    index = labels_for_task(task).index(label)
+    samples = []
+    for path in _list_image_files(root):
+        reason = _unreadable_reason(path)
+        if reason:
+            warnings.warn(f"skipping unreadable image {reason}", stacklevel=2)
+            continue
+        samples.append(Sample(functools.partial(_read_path, str(path)), index, str(path)))
+    if not samples:
+        raise DataError(f"{root}: no readable images")
+    return samples
 
 
 def stratified_split(samples: Sequence[Sample], val_fraction: float = 0.2,
@@ -273,6 +290,21 @@ def load_all_samples(data: str | os.PathLike, task: str) -> list[Sample]:
         return samples
     splits = load_splits(data, task)
     return splits.train + splits.val
+
+
+def extra_training_samples(spec: str, task: str) -> tuple[list[Sample], str]:
+    """The images of an --extra-train source and how to name it: `DATA` as `load_splits` reads it (an imagefolder
+    may lack classes here), or `DATA=LABEL` for every image under the folder DATA, at any depth, as one class (e.g.
+    a scratch dataset's photos, all phone fronts, as extra `front` images for the side task)."""
+    folder, _, label = spec.rpartition("=")
+    if not Path(spec).exists() and folder and Path(folder).is_dir():
+        samples = readable_images(Path(folder), task, canonical_label(task, label))
+        return samples, f"{Path(folder).resolve().name} as {label}"
+    path = Path(spec)
+    if _is_imagefolder(path) and not (path / "train").is_dir():
+        samples, _ = imagefolder_samples(path, task, require_all_classes=False)
+        return samples, path.resolve().name
+    return load_all_samples(spec, task), Path(spec).resolve().name if path.exists() else spec
 
 
 def label_counts(samples: Sequence[Sample], num_classes: int) -> list[int]:

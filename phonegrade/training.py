@@ -26,7 +26,7 @@ from .classifier import PhoneGradeClassifier
 from .config import ModelConfig
 from .corrections import load_correction_rows, merge_corrections
 from .crossvalidation import card_numbers
-from .data import PhotoDataset, Splits, label_counts, load_all_samples, load_splits
+from .data import PhotoDataset, Splits, extra_training_samples, label_counts, load_splits
 from .errors import ConfigError
 from .hub import display_name, push_model_folder, resolve_dataset_revision
 from .labels import TASK_LABELS
@@ -155,10 +155,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     parser.add_argument("--weights", default=None,
                         help="initial backbone weights: none, imagenet, or a path to a torchvision .pth / "
                              ".safetensors state dict (default: imagenet where the arch has them, else none)")
-    parser.add_argument("--extra-train", metavar="DATA", nargs="+", default=[],
-                        help="more labelled images (same kinds of source as --data) added to the training images "
-                             "only, never validated on: e.g. `phonegrade synth` renders mixed into every epoch "
-                             "of a fine-tune on real photos")
+    parser.add_argument("--extra-train", metavar="DATA[=LABEL]", nargs="+", default=[],
+                        help="more labelled images (same kinds of source as --data; classes may be missing) added to "
+                             "the training images only, never validated on; DATA=LABEL takes every image under the "
+                             "folder DATA as LABEL, e.g. a scratch dataset's photos as extra side fronts")
     parser.add_argument("--init-from", metavar="MODEL",
                         help="start from a trained phonegrade model (folder or Hub id) of the same arch and "
                              "task, e.g. one pre-trained on `phonegrade synth` renders, instead of --weights")
@@ -305,10 +305,11 @@ def assemble_data(config: TrainConfig, accelerator, splits: Splits | None = None
                           f"(same photo as a validation image)")
     extra_train = []
     for source in config.extra_train:
-        extra = load_all_samples(source, config.task)
+        extra, name = extra_training_samples(source, config.task)
         splits.train = splits.train + extra  # a new list: cross-validation folds share theirs
-        extra_train.append({"source": display_name(source), "images": len(extra)})
-        accelerator.print(f"extra training data {source}: {len(extra)} images")
+        counts = dict(zip(splits.labels, label_counts(extra, len(splits.labels)), strict=True))
+        extra_train.append({"source": name, "images": len(extra), "per_class": counts})
+        accelerator.print(f"extra training data {source}: {len(extra)} images {counts}")
     counts = label_counts(splits.train, len(splits.labels))
     accelerator.print(f"data {splits.source}: {len(splits.train)} train / {len(splits.val)} val images; "
                       f"train per class {dict(zip(splits.labels, counts, strict=True))}"

@@ -8,7 +8,7 @@ from PIL import Image
 from torchvision.transforms import v2 as T
 
 from phonegrade.data import PhotoDataset, Sample, imagefolder_samples, load_splits, stratified_split
-from phonegrade.errors import ImageLoadError
+from phonegrade.errors import DataError, ImageLoadError
 from phonegrade.images import load_image
 from phonegrade.transforms import Preprocessing, eval_transform
 
@@ -212,3 +212,24 @@ def test_strong_augmentation_gives_model_sized_tensors_that_vary_per_draw():
     assert not torch.equal(first, second)
     with pytest.raises(ValueError, match="unknown augmentation 'wild'"):
         train_transform(Preprocessing(48), augment="wild")
+
+
+def test_extra_training_sources_may_lack_classes_or_be_taken_as_one_class(tmp_path):
+    from phonegrade.data import extra_training_samples
+
+    backs = tmp_path / "backs-only" / "back"
+    backs.mkdir(parents=True)
+    Image.new("RGB", (8, 8), "red").save(backs / "a.png")
+    samples, name = extra_training_samples(str(tmp_path / "backs-only"), "side")
+    assert [s.label for s in samples] == [1] and name == "backs-only"
+
+    nested = tmp_path / "scratch-photos"
+    for i, folder in enumerate(("MAJORSCRACH", "NO_SCRACH/web", "NO_SCRACH/lab")):
+        (nested / folder).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (i * 50, 0, 0)).save(nested / folder / f"{i}.jpg")
+    (nested / "NO_SCRACH" / "broken.jpg").write_bytes(b"not a photo")
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
+        samples, name = extra_training_samples(f"{nested}=front", "side")
+    assert len(samples) == 3 and {s.label for s in samples} == {0} and name == "scratch-photos as front"
+    with pytest.raises(DataError, match="unknown side class 'sideways'"):
+        extra_training_samples(f"{nested}=sideways", "side")
