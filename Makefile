@@ -4,7 +4,6 @@
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
-SYNTH := runs/synth
 
 .PHONY: demo test lint install browser default-models
 
@@ -31,51 +30,49 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium not found: the browser test needs Debian's chromium (skipped without it; .ci/run fails)"; fi; }
 
-# The embedded default models are committed; these rules rebuild one if it is missing (`make default-models`: both).
-# Step 1, both tasks: WearNet trained on `phonegrade synth` renders (no real photos, no ImageNet weights). The side
-# model, a starting point for real photos, sees more renders (600 per class measured better than 150; docs/side-real.md).
-SYNTH_PER_CLASS_side := 600
-SYNTH_SEED_side := 1
-SYNTH_EPOCHS_side := 25
-SYNTH_PER_CLASS_scratch := 150
-SYNTH_SEED_scratch := 0
-SYNTH_EPOCHS_scratch := 45
-runs/%-synth-model/model.safetensors: | $(VENV)/.installed
-	$(PY) -m phonegrade.cli synth --task $* --out $(SYNTH)-$* --per-class $(SYNTH_PER_CLASS_$*) --size 128 \
-	  --seed $(SYNTH_SEED_$*) --overwrite
-	$(PY) phonegrade/train.py --task $* --arch wearnet --weights none --data $(SYNTH)-$* --epochs $(SYNTH_EPOCHS_$*) \
-	  --scheduler cosine --patience 0 --lr 2e-3 --image-size 128 --output-dir runs/$*-synth-model --no-progress \
-	  --data-description "synthetic renders from \`phonegrade synth\` ($(SYNTH_PER_CLASS_$*) per class), not real photos"
-	rm -rf runs/$*-synth-model/checkpoints
-
-# Step 2, side: fine-tuned on real photos (SIDE_REAL, a front/back/none imagefolder) with the stem and first block
-# frozen (recipe K of docs/side-real.md), after 5-fold cross-validation of the same recipe; the card reports both.
-# Without SIDE_REAL the synthetic model is the default.
-# No real scratch photos exist yet: the scratch default is step 1's model.
+# The embedded default models (data/models/, committed) are made from real photos that are not in this repository:
+# SIDE_REAL and SCRATCH_REAL name them. Each rule cross-validates its recipe (recipes/), then trains the final model
+# on all the photos but a 10 % sanity split, its card reporting the cross-validation, and only then replaces the
+# committed model. Without the photos it stops and keeps the committed model. `make default-models` rebuilds both
+# (`make default-model-side`: one).
 SIDE_REAL ?= ../shared/data/side-real-dev
-SIDE_RECIPE ?= --task side --arch wearnet --init-from runs/side-synth-model --trainable-blocks 3 --image-size 128 \
-	--epochs 50 --scheduler cosine --lr 2e-3 --patience 0 --keep last --no-progress
-# (The synthetic model is made inside the recipe, so that a committed default never depends on it.)
-data/models/side-default/model.safetensors: | $(VENV)/.installed
-	$(MAKE) runs/side-synth-model/model.safetensors
-	rm -rf data/models/side-default
-	if [ -d "$(SIDE_REAL)" ]; then \
-	  $(PY) -m phonegrade.cli crossval $(SIDE_RECIPE) --data $(SIDE_REAL) --folds 5 --seeds 0 \
-	    --output-dir runs/side-real-cv && \
-	  $(PY) phonegrade/train.py $(SIDE_RECIPE) --data $(SIDE_REAL) --val-fraction 0.1 \
-	    --output-dir data/models/side-default --crossval-summary runs/side-real-cv/crossval.json \
-	    --data-description "$(SIDE_REAL_DESCRIPTION)" && \
-	  rm -rf data/models/side-default/checkpoints; \
-	else cp -r runs/side-synth-model data/models/side-default; fi
-SIDE_REAL_DESCRIPTION ?= 235 real photos (front 83, back 75, none 77: phones in hands, on desks, product shots; \
-	books, calculators, cards, remotes, wallets, empty hands) collected from the web for development use, after \
-	pre-training on \`phonegrade synth\` renders ($(SYNTH_PER_CLASS_side) per class); no ImageNet weights
+SCRATCH_REAL ?= ../shared/data/scratch-real-dev
+REAL_side = $(SIDE_REAL)
+REAL_scratch = $(SCRATCH_REAL)
+# The scratch photos are all phone fronts (lab screens, cracked phones, product shots): more fronts for the side model.
+EXTRA_side = $(if $(wildcard $(SCRATCH_REAL)),--extra-train $(SCRATCH_REAL)=front)
+KINDS_side =
+KINDS_scratch = $(if $(wildcard $(SCRATCH_REAL)/labels.csv),--kinds $(SCRATCH_REAL)/labels.csv)
+# What the photos are, in words, for the card and the demo page (the counts come from the data itself). Only the
+# project's own development folders are described here; name your own with SIDE_WORDS / SCRATCH_WORDS.
+ifeq ($(SIDE_REAL),../shared/data/side-real-dev)
+SIDE_WORDS ?= real photos of phones (in hands, on desks, product shots) and of look-alikes held in hands (books, \
+	calculators, cards, remotes, wallets), collected from the web for development use, plus the scratch set's \
+	photos of phone fronts as extra fronts
+endif
+ifeq ($(SCRATCH_REAL),../shared/data/scratch-real-dev)
+SCRATCH_WORDS ?= real photos of phone screens: lab photos of scratched, oily, stained and clean screens (MSD, \
+	Peking University; academic use), crowd-sourced photos of cracked phones (DataCluster Labs, CC BY 4.0) and web \
+	photos of cracked and clean phone fronts (development use)
+endif
+SIDE_WORDS ?= real photos ($(notdir $(SIDE_REAL)))
+SCRATCH_WORDS ?= real photos ($(notdir $(SCRATCH_REAL)))
+WORDS_side = $(SIDE_WORDS)
+WORDS_scratch = $(SCRATCH_WORDS)
 
-data/models/scratch-default/model.safetensors: | $(VENV)/.installed
-	$(MAKE) runs/scratch-synth-model/model.safetensors
-	rm -rf data/models/scratch-default
-	cp -r runs/scratch-synth-model data/models/scratch-default
+data/models/%-default/model.safetensors: | $(VENV)/.installed
+	$(MAKE) default-model-$*
 
-default-models:
-	rm -rf data/models/side-default data/models/scratch-default runs/side-synth-model runs/scratch-synth-model
-	$(MAKE) data/models/side-default/model.safetensors data/models/scratch-default/model.safetensors
+default-model-%: | $(VENV)/.installed
+	@test -d "$(REAL_$*)" || { echo "$(REAL_$*) is not a folder: the $* default model is trained on real photos \
+	that are not in this repository. Set $(shell echo $* | tr a-z A-Z)_REAL to them; the committed model is kept."; exit 2; }
+	rm -rf runs/$*-default-cv runs/$*-default
+	$(PY) -m phonegrade.cli crossval --config recipes/$*-default.yaml --data $(REAL_$*) $(EXTRA_$*) $(KINDS_$*) \
+	  --folds 5 --seeds 0 --no-progress --output-dir runs/$*-default-cv
+	$(PY) phonegrade/train.py --config recipes/$*-default.yaml --data $(REAL_$*) $(EXTRA_$*) --val-fraction 0.1 \
+	  --crossval-summary runs/$*-default-cv/crossval.json --data-description "$(WORDS_$*)" --no-progress \
+	  --output-dir runs/$*-default
+	rm -rf runs/$*-default/checkpoints
+	rm -rf data/models/$*-default && mv runs/$*-default data/models/$*-default
+
+default-models: default-model-side default-model-scratch

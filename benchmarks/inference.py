@@ -17,7 +17,7 @@ decoding included); FLOPs per image (torch.utils.flop_counter) × images/s again
 Weights are random (`weights=None`): speed does not depend on their values.
 
 Then int8 accuracy: a WearNet and a MobileNetV2 trained on 300 synthetic photos (--accuracy-epochs of the README's
-from-scratch recipe), exported to int8 ONNX and TorchScript (calibrated on their training photos) and scored next
+from-scratch recipe), exported to int8 ONNX (calibrated on their training photos) and scored next
 to fp32 on --accuracy-held-out other synthetic photos per class (600: with 3 % of predictions flipped either way,
 a smaller set's accuracy difference is mostly sampling noise).
 The last line printed is one JSON object with everything.
@@ -175,7 +175,7 @@ def int8_accuracy(arch: str, workdir: Path, epochs: int, size: int, held_out_per
     fp32 = predictions(classifier)
     result = {"images": len(paths), "image_size": size, "epochs": epochs,
               "fp32": round((fp32 == truth).float().mean().item(), 4)}
-    for fmt in ("onnx", "torchscript"):
+    for fmt in ("onnx",):  # int8 is ONNX only (phonegrade.exporting)
         int8 = predictions(ExportedClassifier(export(classifier, fmt, True, model_dir / f"model.int8.{fmt}",
                                                      calibration)))
         result[f"{fmt}_int8"] = round((int8 == truth).float().mean().item(), 4)
@@ -233,7 +233,7 @@ def main() -> None:
         "mobilenet_v2_ratio_ge_2": archs["mobilenet_v2"]["ratio"] >= 2 if "mobilenet_v2" in archs else None,
         "resnet50_ratio_ge_1.5": archs["resnet50"]["ratio"] >= 1.5 if "resnet50" in archs else None,
         "int8_within_1pp": all(abs(a[f"{fmt}_int8_minus_fp32_pp"]) <= 1 for a in accuracy.values()
-                               for fmt in ("onnx", "torchscript")) if accuracy else None,
+                               for fmt in ("onnx",)) if accuracy else None,
     }
     print(json.dumps({"benchmark": "inference", "cpu": cpu, "torch_threads": torch.get_num_threads(),
                       "settings": {k: v for k, v in vars(args).items()}, "archs": archs, "int8_accuracy": accuracy,

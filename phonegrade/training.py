@@ -140,10 +140,11 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     """TrainConfig's options; single_run=False leaves out those that concern one run's data split and output
     (cross-validation makes its own splits)."""
     parser.add_argument("--config", metavar="RECIPE.yaml",
-                        help="a recipe file of training options (YAML or JSON, the option names as keys); options "
-                             "given on the command line override it")
+                        help="a recipe file of training options (YAML or JSON, the option names as keys), or the name "
+                             "of one installed with phonegrade (side-default, scratch-default); options given on the "
+                             "command line override it")
     parser.add_argument("--task", required=True, choices=sorted(TASK_LABELS), help="which classifier to train")
-    parser.add_argument("--arch", default="mobilenet_v2", type=check_arch, metavar="ARCH",
+    parser.add_argument("--arch", default="mobilenet_v2", type=_arch_option, metavar="ARCH",
                         help=f"model architecture: {', '.join(ARCHS)}, or timm:<name> for any convolutional timm "
                              f"model (e.g. timm:convnext_tiny; its pretrained weights come from the Hugging Face Hub)")
     parser.add_argument("--data", required=True,
@@ -234,12 +235,30 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
 
 
+def recipe_text(name: str | os.PathLike) -> str:
+    """A recipe file, or by bare name one installed with phonegrade (`side-default` is recipes/side-default.yaml)."""
+    from importlib.resources import files
+
+    path = Path(name)
+    packaged = files("phonegrade.recipes") / f"{name}.yaml"
+    if not path.exists() and path.suffix == "" and packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return path.read_text(encoding="utf-8")
+
+
+def _arch_option(value: str) -> str:
+    try:
+        return check_arch(value)
+    except ConfigError as err:  # argparse shows this message as it is
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def load_recipe(path: str | os.PathLike) -> dict:
     """A recipe file's options (YAML or JSON), keyed by TrainConfig field names; unknown keys are an error."""
     import yaml
 
     try:
-        recipe = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        recipe = yaml.safe_load(recipe_text(path))
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"--config {path}: cannot read the recipe ({err.__class__.__name__}: {err})") from err
     if not isinstance(recipe, dict):

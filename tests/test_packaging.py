@@ -24,6 +24,8 @@ INSTALLED_USE = textwrap.dedent("""
                      "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",
                      "--no-progress"]) == 0
     assert "library_name: phonegrade" in Path("model/README.md").read_text()
+    from phonegrade.training import load_recipe
+    assert load_recipe("side-default")["arch"] == "efficientnet_lite0"  # the recipes are installed too
     side, scratch = load_model(DEFAULT_MODELS["side"]), load_model(DEFAULT_MODELS["scratch"])
     assert (side.classifier.task, scratch.classifier.task) == ("side", "scratch")
     store = CorrectionStore("corrections").ensure()  # writes the dataset card from the installed template
@@ -41,7 +43,7 @@ def _source_copy(folder):
     for name in ("pyproject.toml", "README.md", "data/__init__.py"):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, folder / name)
-    for name in ("phonegrade", "hub_cards", "data/models", "data/examples"):
+    for name in ("phonegrade", "hub_cards", "recipes", "data/models", "data/examples"):
         shutil.copytree(ROOT / name, folder / name, ignore=ignore)
     return folder
 

@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import load_file
 
 from phonegrade import PhoneGradeClassifier
+from phonegrade.cli import main as cli_main
 from phonegrade.data import load_splits
 from phonegrade.metrics import compute_metrics
 from phonegrade.models import create_model
@@ -248,3 +249,41 @@ def test_timm_archs_train_and_record_their_preprocessing(arch, side_data, tmp_pa
     predicted = [model.labels.index(max(p, key=p.get)) for p in model.predict([s.load() for s in val])]
     accuracy = sum(p == s.label for p, s in zip(predicted, val, strict=True)) / len(val)
     assert accuracy == pytest.approx(config["metrics"]["accuracy"])
+
+
+def test_a_recipe_file_supplies_options_and_the_command_line_overrides_them(tmp_path, capsys):
+    from phonegrade.cli import build_parser
+    from phonegrade.errors import ConfigError
+    from phonegrade.training import TrainConfig, apply_recipe
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("task: scratch\narch: wearnet\nepochs: 3\nimage-size: 64\nextra_train: [renders=front]\n")
+    argv = ["train", "--config", str(recipe), "--data", "d", "--output-dir", "o", "--epochs", "5"]
+    parser = build_parser()
+    apply_recipe(parser, argv)
+    config = TrainConfig.from_namespace(parser.parse_args(argv))
+    assert (config.task, config.arch, config.image_size, config.extra_train) == ("scratch", "wearnet", 64,
+                                                                                 ["renders=front"])
+    assert config.epochs == 5  # the command line wins
+
+    recipe.write_text("task: side\nepochz: 3\n")
+    with pytest.raises(ConfigError, match="unknown option\\(s\\) epochz"):
+        apply_recipe(build_parser(), argv)
+    recipe.write_text("task: side\npush_to_hub: user/x\n")  # a single-run option: not for crossval
+    with pytest.raises(ConfigError, match="push_to_hub cannot be used with `phonegrade crossval`"):
+        apply_recipe(build_parser(), ["crossval", "--config", str(recipe)])
+    recipe.write_text("task: side\narch: vgg99\nscheduler: sometimes\n")  # checked as the command line's are
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["train", "--config", str(recipe), "--data", "d", "--output-dir", str(tmp_path / "o")])
+    assert exited.value.code == 2 and "argument --arch: unknown arch 'vgg99'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="scheduler must be one of plateau, cosine, none"):
+        TrainConfig(task="side", data="d", output_dir="o", scheduler="sometimes")
+
+
+@pytest.mark.parametrize("name", ["side-default", "scratch-default"])
+def test_the_default_models_recipes_are_installed_and_found_by_name(name):
+    from phonegrade.training import TrainConfig, load_recipe
+
+    recipe = load_recipe(name)
+    config = TrainConfig(data="d", output_dir="o", **recipe)
+    assert config.task == name.split("-")[0] and config.resolved_weights() == "imagenet"
