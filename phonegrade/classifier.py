@@ -28,6 +28,14 @@ from .transforms import decode_side, eval_transform
 _PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "pytorch_model.pt")
 
 
+def save_weights(module: nn.Module, path: str | os.PathLike) -> None:
+    """A module's state dict as a safetensors file (the only weight format phonegrade writes or reads)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(path), metadata={"format": "pt"})
+
+
 class PhoneGradeClassifier(nn.Module):
     """A phonegrade model plus everything needed to use it: labels, input size and normalisation.
 
@@ -137,12 +145,9 @@ class PhoneGradeClassifier(nn.Module):
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write model.safetensors and config.json (the card is written by `write_model_card`)."""
-        from safetensors.torch import save_file
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_weights(self.net, folder / WEIGHTS_NAME)
         (folder / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         return folder
 

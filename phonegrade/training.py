@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from .cards import write_model_card
-from .classifier import PhoneGradeClassifier
+from .classifier import PhoneGradeClassifier, save_weights
 from .config import ModelConfig
 from .corrections import load_correction_rows, merge_corrections
 from .crossvalidation import card_numbers
@@ -567,12 +567,6 @@ def validate(model, loader, accelerator, loss_weights, config: TrainConfig,
     return (torch.stack(losses).sum() / len(y_true)).item(), y_true, y_pred
 
 
-def _save_weights(net, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(path))
-
-
 def fit(config: TrainConfig, accelerator, net, loop: Loop, loss_weights, state: dict, checkpoints: Path,
         progress) -> dict:
     """The epochs: train, validate, step the scheduler, keep the best weights and a resumable checkpoint, stop
@@ -615,12 +609,12 @@ def fit(config: TrainConfig, accelerator, net, loop: Loop, loss_weights, state: 
 
         accelerator.wait_for_everyone()
         if accelerator.is_main_process and improved:
-            _save_weights(loop.kept_net, checkpoints / BEST_WEIGHTS)
+            save_weights(loop.kept_net, checkpoints / BEST_WEIGHTS)
         accelerator.save_state(str(checkpoints / "last"))
         if accelerator.is_main_process:
             (checkpoints / "last" / "trainer_state.json").write_text(json.dumps(state, indent=1))
             if loop.weight_average is not None:
-                _save_weights(loop.weight_average, checkpoints / "last" / AVERAGE_WEIGHTS)
+                save_weights(loop.weight_average, checkpoints / "last" / AVERAGE_WEIGHTS)
         if config.patience and state["epochs_without_improvement"] >= config.patience:
             accelerator.print(f"early stop: no better validation loss for {config.patience} epochs")
             break
