@@ -115,7 +115,7 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _read_crossval_run(folder: Path) -> tuple[dict, list[dict]]:
+def read_crossval_run(folder: Path) -> tuple[dict, list[dict]]:
     try:
         summary = json.loads((folder / "crossval.json").read_text())
         with open(folder / "predictions.csv", newline="") as f:
@@ -133,7 +133,7 @@ def combine_crossval(folders: list[str | Path]) -> tuple[dict, list[dict]]:
     The runs must cover the same photos with the same fold assignment (same data, --folds and --seeds)."""
     if len(folders) < 2:
         raise ValueError("combining cross-validation runs needs at least two of them")
-    runs = [(Path(folder), *_read_crossval_run(Path(folder))) for folder in folders]
+    runs = [(Path(folder), *read_crossval_run(Path(folder))) for folder in folders]
     first_folder, first, first_rows = runs[0]
     labels = first["labels"]
     folds_of = {(r["seed"], r["image"]): r["fold"] for r in first_rows}

@@ -44,6 +44,7 @@ from .models import (
     imagenet_hub_id,
 )
 from .transforms import AUGMENTATIONS, Preprocessing, eval_transform, train_transform
+from .triage import read_decisions, select_corrections
 from .utils import accelerate_on_cpu
 
 CHECKPOINT_DIR = "checkpoints"
@@ -92,6 +93,7 @@ class TrainConfig:
     no_progress: bool = False
     resume: bool = False
     corrections: str | None = None
+    corrections_all: bool = False
     corrections_in_val: bool = False
     crossval_summary: str | None = None
     push_to_hub: str | None = None
@@ -224,7 +226,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUTPUT_DIR/checkpoints/last if a previous run left one")
     parser.add_argument("--corrections", metavar="REPO_OR_DIR",
-                        help="merge users' corrections (a corrections folder or Hub dataset id) into training")
+                        help="merge users' corrections (a corrections folder or Hub dataset id) into training: those "
+                             "`phonegrade corrections triage` or a reviewer accepted, one per near-duplicate photo")
+    parser.add_argument("--corrections-all", action="store_true",
+                        help="use every correction with a photo, triaged or not (one per photo: the newest)")
     parser.add_argument("--corrections-in-val", action="store_true",
                         help="also hold out a stratified 20%% of the corrections for validation (default: "
                              "corrections only train, and validation stays the base data's)")
@@ -305,6 +310,18 @@ class TrainingData:
     extra_train: list[dict]
 
 
+def describe_selection(counts: dict[str, int], everything: bool) -> str:
+    """Which corrections a run takes, and why the others are left out, in words for the log."""
+    left_out = f"; {counts['without_photo']} without a photo cannot train" if counts["without_photo"] else ""
+    if everything:
+        return (f"--corrections-all: every correction with a photo, triaged or not ({counts['accepted']} accepted, "
+                f"{counts['queued']} queued, {counts['rejected']} rejected, {counts['unreviewed']} not triaged)"
+                + left_out)
+    return (f"{counts['accepted']} accepted corrections; left out: {counts['queued']} queued for review, "
+            f"{counts['rejected']} rejected, {counts['unreviewed']} not triaged (`phonegrade corrections triage` and "
+            f"`review` decide; --corrections-all takes them all){left_out}")
+
+
 def assemble_data(config: TrainConfig, accelerator, splits: Splits | None = None) -> TrainingData:
     """The run's training and validation samples: --data split (or the given `splits`), plus users'
     corrections and --extra-train images."""
@@ -315,11 +332,15 @@ def assemble_data(config: TrainConfig, accelerator, splits: Splits | None = None
         # A Hub repo is read at the commit its main branch points at now, and that commit is recorded.
         revision = None if Path(config.corrections).is_dir() else resolve_dataset_revision(config.corrections)
         rows = load_correction_rows(config.corrections, revision=revision)
+        chosen, counts = select_corrections(rows, read_decisions(config.corrections, revision), config.task,
+                                            accepted_only=not config.corrections_all)
         corrections = {"source": display_name(config.corrections), "revision": revision,
-                       **merge_corrections(splits, rows, config.task, config.corrections_in_val, config.seed)}
+                       "selection": "all" if config.corrections_all else "accepted", **counts,
+                       **merge_corrections(splits, chosen, config.task, config.corrections_in_val, config.seed)}
         corrections["used"] = corrections["added_train"] + corrections["added_val"] + corrections["relabelled"]
-        accelerator.print(f"corrections {config.corrections}: {corrections['corrections']} {config.task} corrections;"
-                          f" {corrections['added_train']} added to train, {corrections['added_val']} to val, "
+        accelerator.print(f"corrections {config.corrections}: {describe_selection(counts, config.corrections_all)}")
+        accelerator.print(f"corrections {config.corrections}: {corrections['corrections']} {config.task} corrections "
+                          f"used; {corrections['added_train']} added to train, {corrections['added_val']} to val, "
                           f"{corrections['relabelled']} relabelled, {corrections['skipped_in_val']} left out "
                           f"(same photo as a validation image)")
     extra_train = []

@@ -57,6 +57,10 @@ def test_corrections_flagged_in_the_demo_fix_the_next_model(side_data, trained_s
     grader = Grader(load_model(str(first)), load_model(str(trained_scratch_model)), CorrectionStore(corrections))
     for photo in wrong:
         grader.flag(grader.read_upload(photo), photo.parent.name, "", "", consent=True)
+    # Triage against the first model: it was unsure of the photos it got wrong, so every correction is accepted.
+    from phonegrade.cli import main as cli_main
+
+    assert cli_main(["corrections", "triage", "--source", str(corrections), "--model", str(first)]) == 0
 
     # The same training with and without the corrections: only the corrected run has seen the flagged photos.
     # Un-augmented, to the last epoch, it fits its training photos (with plateau-halved lr and augmentation it
@@ -68,6 +72,7 @@ def test_corrections_flagged_in_the_demo_fix_the_next_model(side_data, trained_s
     run_train([*common, *longer, "--output-dir", str(control)])
     config = json.loads((second / "config.json").read_text())
     assert config["corrections"]["used"] == len(wrong) and config["corrections"]["added_train"] == len(wrong)
+    assert config["corrections"]["accepted"] == len(wrong) == config["corrections"]["without_photo"]
     assert f"{len(wrong)} used" in (second / "README.md").read_text()
     assert config["metrics"]["n_val"] == json.loads((first / "metrics.json").read_text())["n_val"]
 

@@ -1,5 +1,7 @@
-"""`phonegrade corrections`: show, export, push or remove the corrections users flagged in the demo.
+"""`phonegrade corrections`: triage, review, show, export, push or remove the corrections users flagged in the demo.
 
+    phonegrade corrections triage --source data/corrections --model runs/side [--crossval runs/cv-side]
+    phonegrade corrections review --source data/corrections --list      # then --accept ID ... / --reject ID ...
     phonegrade corrections show --source data/corrections
     phonegrade corrections export --task side --out runs/side-corrections   # image/label pairs, usable as --data
     phonegrade corrections push --repo user/phonegrade-corrections
@@ -10,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
+from pathlib import Path
 
+from ..classifier import PhoneGradeClassifier
 from ..corrections import (
     CorrectionStore,
     HubPusher,
@@ -20,13 +25,26 @@ from ..corrections import (
     load_correction_rows,
     summarize,
 )
+from ..errors import ConfigError
+from ..hub import resolve_dataset_revision
 from ..labels import TASK_LABELS
+from ..triage import (
+    CONFIDENT,
+    NEAR_DUPLICATE_BITS,
+    append_decisions,
+    out_of_fold_probabilities,
+    queue,
+    read_decisions,
+    review_lines,
+    select_corrections,
+    triage,
+)
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "corrections", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        help="show, export, push or remove users' corrections",
+        help="triage, review, show, export, push or remove users' corrections",
         description="Users' corrections of wrong predictions, as the demo stores them (`phonegrade corrections "
                     "ACTION --help` for each action's options).")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -38,6 +56,26 @@ def register(subparsers) -> None:
         sub.set_defaults(run=run)
         return sub
 
+    triage_ = action("triage", "score each correction against the current model: those that agree with it or fix "
+                               "a prediction it was unsure of are accepted, those that contradict a confident "
+                               "prediction (and their near-duplicate photos) go to the review queue; decisions are "
+                               "added to triage.jsonl beside the records, which training reads", run_triage)
+    triage_.add_argument("--model", required=True, help="the current model (folder or Hub id): its task is triaged")
+    triage_.add_argument("--revision", help="Hub revision of --model")
+    triage_.add_argument("--task", choices=sorted(TASK_LABELS), help="check that --model is for this task")
+    triage_.add_argument("--crossval", metavar="RUN",
+                         help="a `phonegrade crossval` output folder of the model's recipe: photos of that run "
+                              "(matched by pixel hash) are scored by the fold model that did not train on them")
+    triage_.add_argument("--confident", type=float, default=CONFIDENT,
+                         help="a top probability at least this high is a prediction the model is sure of")
+    triage_.add_argument("--near-duplicate-bits", type=int, default=NEAR_DUPLICATE_BITS,
+                         help="photos whose 64-bit difference hashes differ in at most this many bits are one photo")
+    review = action("review", "list the review queue (the default), or accept or reject queued corrections by record "
+                              "id or group id (dh:…, every queued record of the group)", run_review)
+    review.add_argument("--accept", nargs="+", default=[], metavar="ID")
+    review.add_argument("--reject", nargs="+", default=[], metavar="ID")
+    review.add_argument("--task", choices=sorted(TASK_LABELS), help="only this task's decisions")
+    review.add_argument("--list", action="store_true", help="list the queue (after any --accept / --reject)")
     show = action("show", "counts per task and corrected label, disagreement with the model, records without a "
                           "photo", run_show)
     show.add_argument("--json", action="store_true", help="print JSON")
@@ -54,6 +92,63 @@ def register(subparsers) -> None:
                               "carried out later)", run_remove, source_help="corrections folder")
     remove.add_argument("--id", required=True, dest="record_id", help="the record's id")
     remove.add_argument("--repo", help="Hub dataset repo id to delete it from now")
+
+
+def run_triage(args: argparse.Namespace) -> int:
+    classifier = PhoneGradeClassifier.from_pretrained(args.model, revision=args.revision)
+    task = classifier.task
+    if args.task and args.task != task:
+        raise ConfigError(f"--model {args.model} is a {task} model, not a {args.task} one")
+    revision = _hub_revision(args.source)
+    rows = load_correction_rows(args.source, revision=revision)
+    decisions = read_decisions(args.source, revision=revision)
+    reviewed = {record_id for (record_id, t), d in decisions.items() if t == task and d["by"] == "review"}
+    out_of_fold = out_of_fold_probabilities(args.crossval, task) if args.crossval else None
+    lines = triage(rows, task, classifier, out_of_fold, args.confident, args.near_duplicate_bits, reviewed)
+    append_decisions(args.source, lines)
+    decided = Counter(line["decision"] for line in lines)
+    groups = {line["group"] for line in lines if line["decision"] == "queued"}
+    _, counts = select_corrections(rows, read_decisions(args.source), task)
+    print(f"{task} corrections in {args.source} against {args.model}: {decided['accepted']} accepted, "
+          f"{decided['queued']} queued for review as {len(groups)} items"
+          + (f" ({sum(line['probability_source'] == 'out_of_fold' for line in lines)} scored out of fold)"
+             if out_of_fold is not None else "")
+          + (f"; {len(reviewed)} decided by a reviewer before, kept" if reviewed else "")
+          + (f"; {counts['without_photo']} without a photo, not triaged" if counts["without_photo"] else ""))
+    if groups:
+        print(f"review them: phonegrade corrections review --source {args.source} --list")
+    return 0
+
+
+def run_review(args: argparse.Namespace) -> int:
+    revision = _hub_revision(args.source)
+    decisions = read_decisions(args.source, revision=revision)
+    lines = review_lines(decisions, args.accept, "accepted", args.task) + \
+        review_lines(decisions, args.reject, "rejected", args.task)
+    append_decisions(args.source, lines)
+    for line in lines:
+        print(f"{line['decision']}: {line['record_id']} ({line['task']} → {line['corrected']})")
+    if lines and not args.list:
+        return 0
+    items = queue(read_decisions(args.source) if lines else decisions)
+    items = {key: records for key, records in items.items() if args.task in (None, key[0])}
+    images = {r["record_id"]: r["image_path"] for r in CorrectionStore(args.source).records()} \
+        if not revision else {}
+    print(f"{sum(map(len, items.values()))} queued corrections in {len(items)} items")
+    for (task, group), records in items.items():
+        first = records[0]
+        labels = ", ".join(sorted({r["corrected"] for r in records}))
+        print(f"\n{group}  {task}: {len(records)} record(s) corrected to {labels}; the model said {first['predicted']} "
+              f"{first['confidence']:.2f} ({first['probability_source']})")
+        for r in records:
+            print(f"  {r['record_id']}  {r['reason']}" + (f"  {images[r['record_id']]}" if images.get(r["record_id"])
+                                                          else ""))
+    return 0
+
+
+def _hub_revision(source: str) -> str | None:
+    """The commit a Hub repo's main branch points at now (None for a folder): rows and decisions are read there."""
+    return None if Path(source).is_dir() else resolve_dataset_revision(source)
 
 
 def run_push(args: argparse.Namespace) -> int:
