@@ -84,6 +84,7 @@ class TrainConfig:
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
     ema_decay: float = 0.0
+    mirror_pad: float = 0.0
     no_augment: bool = False
     cache_features: bool = False
     mixed_precision: str = "no"
@@ -101,7 +102,7 @@ class TrainConfig:
     RECORDED = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "crop_pct", "gamma",
                 "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at", "backbone_lr_scale",
                 "mixed_precision", "augment", "no_augment", "cache_features", "keep", "mixup_alpha", "cutmix_alpha",
-                "ema_decay")
+                "ema_decay", "mirror_pad")
 
     def __post_init__(self):
         # Options from a recipe file skip argparse's checks: the same ones, here.
@@ -207,6 +208,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     parser.add_argument("--ema-decay", type=float, default=0.0,
                         help="keep an exponential moving average of the weights (decay per optimizer step, e.g. "
                              "0.98; 0 = off); validation and the saved model use the averaged weights")
+    parser.add_argument("--mirror-pad", type=float, default=0.0, metavar="P",
+                        help="with probability P, shrink a training photo inside its own mirrored edges, so that such "
+                             "padding (some dataset exports add it to one class's photos) is no sign of a class")
     parser.add_argument("--no-augment", action="store_true",
                         help="train on un-augmented images (the evaluation transform: resize and normalise only)")
     parser.add_argument("--cache-features", action="store_true",
@@ -464,7 +468,8 @@ def build_loaders(config: TrainConfig, net, data: TrainingData, pre: Preprocessi
     """Datasets, loaders, optimizer and scheduler, prepared by Accelerate (features cached first if asked)."""
     generator = torch.Generator().manual_seed(config.seed)
     train_set = PhotoDataset(data.splits.train, eval_transform(pre) if config.no_augment
-                             else train_transform(pre, augment=config.augment), pre.image_size)
+                             else train_transform(pre, augment=config.augment, mirror_pad=config.mirror_pad),
+                             pre.image_size)
     val_set = PhotoDataset(data.splits.val, eval_transform(pre), pre.image_size)
     model, train_workers, val_features = net, config.workers, None
     if config.cache_features:
