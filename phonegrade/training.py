@@ -130,6 +130,30 @@ class TrainConfig:
         pre = default_preprocessing(self.arch)
         return dataclasses.replace(pre, image_size=self.image_size or pre.image_size, crop_pct=self.crop_pct)
 
+    def differences(self, training: dict, extra_train: list[dict]) -> list[str]:
+        """The options in which a model folder's recorded run (config.json `training` and `data.extra_train`)
+        differs from this config: empty when this config would make the same run again. Options an earlier
+        version did not record yet had their default then."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        differ = []
+        for key in self.RECORDED:
+            value = getattr(self, key)
+            recorded = training.get(key, defaults[key])
+            if key == "class_weights":  # recorded as the weights themselves, or none
+                recorded = "auto" if isinstance(recorded, list) else "none" if recorded in (None, "none") else recorded
+            if recorded != value:
+                differ.append(key)
+        if training.get("weights") != self.resolved_weights():
+            differ.append("weights")
+        if self.trainable_blocks is not None and training.get("trainable_blocks") != self.trainable_blocks:
+            differ.append("trainable_blocks")
+        if (training.get("init_from") or None) != (display_name(self.init_from) if self.init_from else None):
+            differ.append("init_from")
+        wanted = [(extra_training_samples(source, self.task)[1]) for source in self.extra_train]
+        if [e.get("source") for e in extra_train] != wanted:
+            differ.append("extra_train")
+        return differ
+
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> TrainConfig:
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
