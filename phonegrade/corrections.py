@@ -1,14 +1,22 @@
 """Users' corrections of wrong predictions: stored safely, loaded with `datasets`, merged into training.
 
-Layout of a corrections folder (a `datasets` imagefolder, loadable with `load_dataset(folder)` or, once pushed,
-`load_dataset(repo_id)`):
+Every record keeps the labels, the probabilities the models gave, the models' ids and the SHA-256 of the photo's
+pixels. The photo itself is kept only when its sender agreed to contribute it under CC BY 4.0 (`consent`); without
+that the record has no photo at all (not a placeholder), so nothing can train on it by mistake.
 
-    README.md                                  dataset card (from hub_cards/dataset_card.md)
-    records/<YYYY-MM-DD>/<record id>/image.png the photo as uploaded: EXIF orientation applied, RGB, re-encoded
-    records/<YYYY-MM-DD>/<record id>/metadata.jsonl   one line: labels, probabilities, models, time, hash
+Layout of a corrections folder (the photo records are a `datasets` imagefolder, the dataset's `default` config;
+the others are JSON lines, its `labels_only` config; `load_dataset(folder_or_repo, config)` reads either):
+
+    README.md                                          dataset card (from hub_cards/dataset_card.md)
+    records/<YYYY-MM-DD>/<record id>/image.png         the photo as uploaded: EXIF orientation applied, RGB,
+                                                       re-encoded
+    records/<YYYY-MM-DD>/<record id>/metadata.jsonl    one line: labels, probabilities, models, time, hash, licence
+    labels_only/<YYYY-MM-DD>/<record id>/record.jsonl  the same line for a record without its photo
 
 A record is written in a hidden staging folder and renamed into place in one step, so concurrent submissions
-and a crash mid-write never leave a half-written record where readers look.
+and a crash mid-write never leave a half-written record where readers look. Records are never changed once
+written; a removal (`CorrectionStore.remove`) deletes one and logs it, so that the next push deletes it from the
+Hub repo too.
 """
 
 from __future__ import annotations
@@ -36,14 +44,20 @@ from .errors import CorrectionError
 from .images import load_image
 from .labels import SCRATCH_LABELS, SIDE_LABELS, TASK_LABELS
 
-RECORDS_DIR = "records"
+RECORDS_DIR = "records"  # records with their photo: an imagefolder
+LABELS_ONLY_DIR = "labels_only"  # records without a photo: one JSON-lines file each
+PHOTO_METADATA = "metadata.jsonl"
+LABELS_ONLY_FILE = "record.jsonl"
 STAGING_DIR = ".staging"
+REMOVALS_LOG = ".removals"  # removed records (id and folder), still to be deleted from the Hub repo
 MAX_COMMENT_CHARS = 500
-# Every record has every field with the same type: `datasets` needs one schema across metadata files.
+LICENCE = "CC-BY-4.0"  # what a sender who ticks consent contributes the photo under
+# Every record of a kind has every field with the same type: `datasets` needs one schema across metadata files.
 FIELDS = ("file_name", "record_id", "timestamp", "content_hash", "width", "height",
           "predicted_side", "side_probabilities", "corrected_side",
           "predicted_scratch", "scratch_probabilities", "corrected_scratch",
-          "side_model", "side_revision", "scratch_model", "scratch_revision", "comment")
+          "side_model", "side_revision", "scratch_model", "scratch_revision", "comment", "licence", "photo_stored")
+LABELS_ONLY_FIELDS = tuple(f for f in FIELDS if f != "file_name")
 
 
 def content_hash(image: Image.Image) -> str:
@@ -103,8 +117,10 @@ class CorrectionStore:
 
     def add(self, image: Image.Image, prediction: Prediction, corrected_side: str | None = None,
             corrected_scratch: str | None = None, models: dict[str, str | None] | None = None,
-            comment: str | None = None) -> str:
-        """Store one correction; returns its record id once it is safely on disk."""
+            comment: str | None = None, consent: bool = False) -> str:
+        """Store one correction; returns its record id once it is safely on disk. With `consent` (the sender
+        contributes the photo under CC BY 4.0) the photo is kept; without it only its labels, probabilities and
+        pixel hash are."""
         corrected_side = _check_label("side", corrected_side)
         corrected_scratch = _check_label("scratch", corrected_scratch)
         if not corrected_side and not corrected_scratch:
@@ -124,18 +140,25 @@ class CorrectionStore:
             "side_model": str(models.get("side_model") or ""), "side_revision": str(models.get("side_revision") or ""),
             "scratch_model": str(models.get("scratch_model") or ""),
             "scratch_revision": str(models.get("scratch_revision") or ""),
-            "comment": clean_comment(comment),
+            "comment": clean_comment(comment), "licence": LICENCE if consent else None, "photo_stored": consent,
         }
-        buffer = io.BytesIO()
-        rgb.save(buffer, format="PNG")  # re-encoded: nothing of the uploaded file's bytes is kept
+        if consent:
+            buffer = io.BytesIO()
+            rgb.save(buffer, format="PNG")  # re-encoded: nothing of the uploaded file's bytes is kept
+            files = {"image.png": buffer.getvalue(), PHOTO_METADATA: (json.dumps(metadata) + "\n").encode()}
+            tree = RECORDS_DIR
+        else:
+            del metadata["file_name"]
+            files = {LABELS_ONLY_FILE: (json.dumps(metadata) + "\n").encode()}
+            tree = LABELS_ONLY_DIR
         try:
             self.ensure()
             staging = self.root / STAGING_DIR / record_id
             staging.mkdir()
-            _fsync_write(staging / "image.png", buffer.getvalue())
-            _fsync_write(staging / "metadata.jsonl", (json.dumps(metadata) + "\n").encode())
+            for name, data in files.items():
+                _fsync_write(staging / name, data)
             _fsync_dir(staging)
-            final = self.root / RECORDS_DIR / f"{now:%Y-%m-%d}" / record_id
+            final = self.root / tree / f"{now:%Y-%m-%d}" / record_id
             new_day = not final.parent.exists()
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging, final)  # atomic: the record appears whole or not at all
@@ -148,20 +171,45 @@ class CorrectionStore:
                                   f"predictions still work") from err
         return record_id
 
-    def record_dirs(self) -> list[Path]:
-        return sorted((self.root / RECORDS_DIR).glob("*/*/metadata.jsonl"))
+    def metadata_files(self) -> list[Path]:
+        """The metadata file of every complete record: photo records, then records without a photo."""
+        return (sorted((self.root / RECORDS_DIR).glob(f"*/*/{PHOTO_METADATA}"))
+                + sorted((self.root / LABELS_ONLY_DIR).glob(f"*/*/{LABELS_ONLY_FILE}")))
 
     def records(self) -> list[dict]:
-        """Every complete record, oldest first (a leftover staging folder from a crash is not a record)."""
+        """Every complete record, oldest first (a leftover staging folder from a crash is not a record);
+        `image_path` is None for a record without its photo."""
         out = []
-        for path in self.record_dirs():
+        for path in self.metadata_files():
             try:
                 record = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
             except (OSError, ValueError, IndexError):
                 continue
-            record["image_path"] = str(path.parent / record["file_name"])
+            record["image_path"] = str(path.parent / record["file_name"]) if record.get("file_name") else None
             out.append(record)
         return sorted(out, key=lambda r: r["timestamp"])
+
+    def remove(self, record_id: str) -> str:
+        """Delete a record (its photo and metadata); returns its folder relative to the root. The removal is
+        logged first, so that the next push deletes the record from the Hub repo too, even if the Hub is
+        unreachable now or this process dies before the folder is gone."""
+        folder = next((path.parent for path in self.metadata_files() if path.parent.name == record_id), None)
+        if folder is None:
+            raise CorrectionError(f"no record {record_id!r} in {self.root}")
+        relative = folder.relative_to(self.root).as_posix()
+        with open(self.root / REMOVALS_LOG, "a") as log:
+            log.write(f"{record_id}\t{relative}\n")
+            log.flush()
+            os.fsync(log.fileno())
+        shutil.rmtree(folder)
+        _fsync_dir(folder.parent)
+        return relative
+
+    def removals(self) -> dict[str, str]:
+        """Record id → folder (relative to the root) of every record removed here."""
+        path = self.root / REMOVALS_LOG
+        lines = path.read_text().splitlines() if path.exists() else []
+        return dict(line.split("\t", 1) for line in lines if "\t" in line)
 
     def clean_staging(self, older_than_s: float = 3600) -> int:
         """Remove staging folders abandoned by a crash (older than `older_than_s`)."""
@@ -181,14 +229,25 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_dataset_card(root: Path, repo_id: str | None = None, counts: dict | None = None) -> Path:
+def dataset_configs(photos: bool) -> list[dict] | None:
+    """The dataset card's `configs`: the repo's dataset (`load_dataset(repo)`) is the imagefolder of the photo
+    records. Said explicitly, because without it `datasets` picks a repo's format by its most common file
+    extension, which the records without a photo (JSON lines) could make JSON. `datasets` uses one format for all
+    of a repo's configs, so those records are no config of their own; an empty config is refused, so there is
+    none before the first photo record."""
+    return [{"config_name": "default", "data_files": [{"split": "train", "path": f"{RECORDS_DIR}/**"}]}] if photos \
+        else None
+
+
+def write_dataset_card(root: Path, repo_id: str | None = None, counts: dict | None = None,
+                       configs: list[dict] | None = None) -> Path:
     from huggingface_hub import DatasetCardData
 
-    card_data = DatasetCardData(license="other", task_categories=["image-classification"],
+    card_data = DatasetCardData(license="cc-by-4.0", task_categories=["image-classification"],
                                 tags=["phonegrade", "corrections", "human-feedback"],
-                                pretty_name="phonegrade corrections")
+                                pretty_name="phonegrade corrections", **({"configs": configs} if configs else {}))
     text = render_card("dataset_card.md", card_data, repo_id=repo_id, counts=counts or {},
-                       side_labels=SIDE_LABELS, scratch_labels=SCRATCH_LABELS, fields=FIELDS)
+                       side_labels=SIDE_LABELS, scratch_labels=SCRATCH_LABELS, fields=FIELDS, licence=LICENCE)
     path = root / "README.md"
     partial = path.with_name(".README.md.tmp")  # replaced in one step: a full disk never leaves a cut card
     partial.write_text(text, encoding="utf-8")
@@ -201,23 +260,38 @@ def write_dataset_card(root: Path, repo_id: str | None = None, counts: dict | No
 def load_correction_rows(repo_or_dir: str | os.PathLike, token: str | None = None,
                          revision: str | None = None) -> list[dict]:
     """All correction rows of a local corrections folder or a Hub dataset repo (at `revision`, a commit, when
-    given), through `datasets`.
-
-    Each row has the metadata fields and `image` (a PIL image).
-    """
+    given), through `datasets`: the photo records (the imagefolder, `image` a PIL image) and the records without
+    a photo (their JSON-lines files, `image` None). Each row has the metadata fields; rows of records written
+    before consent was asked for lack `licence` and `photo_stored`."""
     import datasets
 
     path = Path(repo_or_dir)
     try:
         if path.is_dir():
-            if not any((path / RECORDS_DIR).glob("*/*/metadata.jsonl")):
-                return []
-            loaded = datasets.load_dataset("imagefolder", data_dir=str(path / RECORDS_DIR), split="train")
+            photos = (datasets.load_dataset("imagefolder", data_dir=str(path / RECORDS_DIR), split="train")
+                      if any((path / RECORDS_DIR).glob(f"*/*/{PHOTO_METADATA}")) else [])
+            files = sorted(str(p) for p in (path / LABELS_ONLY_DIR).glob(f"*/*/{LABELS_ONLY_FILE}"))
+            labels_only = datasets.load_dataset("json", data_files=files, split="train") if files else []
         else:
-            loaded = datasets.load_dataset(str(repo_or_dir), split="train", token=token, revision=revision)
+            from huggingface_hub import HfApi
+
+            repo, api = str(repo_or_dir), HfApi(token=token)
+            revision = revision or api.dataset_info(repo).sha  # both kinds of record from one commit
+            files = api.list_repo_files(repo, repo_type="dataset", revision=revision)
+            photos = (datasets.load_dataset(repo, split="train", token=token, revision=revision)
+                      if any(f.startswith(f"{RECORDS_DIR}/") and f.endswith(PHOTO_METADATA) for f in files) else [])
+            label_files = [f"hf://datasets/{repo}@{revision}/{f}" for f in files
+                           if f.startswith(f"{LABELS_ONLY_DIR}/") and f.endswith(LABELS_ONLY_FILE)]
+            labels_only = (datasets.load_dataset("json", data_files=label_files, split="train", token=token)
+                           if label_files else [])
     except Exception as err:  # noqa: BLE001 - datasets/Hub raise many types; the message is what matters
         raise CorrectionError(f"could not load corrections from {repo_or_dir}: {err}") from err
-    return list(loaded)
+    return list(photos) + [{**row, "image": None} for row in labels_only]
+
+
+def has_photo(row: dict) -> bool:
+    """Whether a row or record has its photo (records written before consent was asked for all do)."""
+    return row.get("photo_stored") is not False
 
 
 def latest_by_image(rows: Iterable[dict], task: str) -> dict[str, dict]:
@@ -231,8 +305,9 @@ def latest_by_image(rows: Iterable[dict], task: str) -> dict[str, dict]:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Counts per task and corrected label, and how often the correction disagreed with the model."""
-    summary: dict = {"records": len(rows)}
+    """Counts per task and corrected label, and how often the correction disagreed with the model; and how many
+    records have no photo (their sender did not contribute it), which no training can use."""
+    summary: dict = {"records": len(rows), "without_photo": sum(not has_photo(r) for r in rows)}
     for task in TASK_LABELS:
         corrected = [r for r in rows if r.get(f"corrected_{task}")]
         summary[task] = {
@@ -256,10 +331,11 @@ def merge_corrections(splits, rows: list[dict], task: str, into_val: bool = Fals
     the same photo in training. Corrections go to training only; a corrected photo that is also in the base
     validation split is left out, so validation keeps measuring what it measured, unless `into_val`
     (then corrections are split like the base data, and such photos are relabelled in validation too).
+    Records without a photo have nothing to train on and are not counted here.
     """
     import functools
 
-    latest = latest_by_image(rows, task)
+    latest = latest_by_image([row for row in rows if has_photo(row)], task)
     labels = TASK_LABELS[task]
     report = {"corrections": len(latest), "added_train": 0, "added_val": 0, "relabelled": 0, "skipped_in_val": 0}
     if not latest:
@@ -296,6 +372,7 @@ def merge_corrections(splits, rows: list[dict], task: str, into_val: bool = Fals
 # ---------------------------------------------------------------- pushing to a Hub dataset repo
 
 PUSHED_LOG = ".pushed"  # record ids already in the Hub repo, one per line
+REMOVED_LOG = ".removed"  # ids of removed records that the Hub repo no longer holds, one per line
 # The Hub asks for fewer than 100 files per commit; a record is two files (image, metadata) and each commit
 # also updates the card.
 MAX_FILES_PER_COMMIT = 99
@@ -325,11 +402,27 @@ def bound_hub_requests() -> None:
     set_client_factory(client_factory)
 
 
-class HubPusher:
-    """Uploads new records to a Hub dataset repo in batches, from a background thread.
+def _read_ids(path: Path) -> set[str]:
+    return set(path.read_text().split()) if path.exists() else set()
 
-    What has gone up is logged locally after each successful commit, so records written while the Hub is
-    unreachable (or while the app was down) stay queued and go up with a later batch, across restarts.
+
+def _log_ids(path: Path, ids: Iterable[str]) -> None:
+    """Append ids to a log once a commit has them; unlogged, the next push repeats that work (no harm)."""
+    try:
+        with open(path, "a") as log:
+            log.write("".join(f"{record_id}\n" for record_id in ids))
+            log.flush()
+            os.fsync(log.fileno())
+    except OSError as err:
+        logging.getLogger("phonegrade").warning("could not log pushed corrections: %s", err)
+
+
+class HubPusher:
+    """Uploads new records to a Hub dataset repo in batches, from a background thread, and deletes removed ones.
+
+    What has gone up, and which removals the repo has had, is logged locally after each successful commit, so
+    records written or removed while the Hub is unreachable (or while the app was down) stay queued and go with a
+    later commit, across restarts.
     """
 
     def __init__(self, store: CorrectionStore, repo_id: str, every_s: float = 300, token: str | None = None,
@@ -346,46 +439,97 @@ class HubPusher:
         self._repo_ready = False
 
     def pushed_ids(self) -> set[str]:
-        path = self.store.root / PUSHED_LOG
-        return set(path.read_text().split()) if path.exists() else set()
+        return _read_ids(self.store.root / PUSHED_LOG)
 
     def pending(self) -> list[Path]:
-        pushed = self.pushed_ids()
-        return [p.parent for p in self.store.record_dirs() if p.parent.name not in pushed]
+        """Record folders not yet in the repo (a record being removed is not pushed, even if its folder is left)."""
+        done = self.pushed_ids() | set(self.store.removals())
+        return [p.parent for p in self.store.metadata_files() if p.parent.name not in done]
+
+    def pending_removals(self) -> dict[str, str]:
+        """Record id → folder of removed records that the repo may still hold."""
+        done = _read_ids(self.store.root / REMOVED_LOG)
+        return {record_id: folder for record_id, folder in self.store.removals().items() if record_id not in done}
+
+    def _api(self):
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=self.token)
+        if not self._repo_ready:
+            api.create_repo(self.repo_id, repo_type="dataset", private=self.private, exist_ok=True)
+            self._repo_ready = True
+        return api
+
+    def _card(self, adding: list[Path]):
+        """The card of the repo as this commit leaves it: the records pushed before or now (removed ones are gone
+        from the folder)."""
+        from huggingface_hub import CommitOperationAdd
+
+        in_repo = self.pushed_ids() | {folder.name for folder in adding}
+        records = [r for r in self.store.records() if r["record_id"] in in_repo]
+        card = write_dataset_card(self.store.root, self.repo_id, summarize(records),
+                                  dataset_configs(any(has_photo(r) for r in records)))
+        return CommitOperationAdd("README.md", str(card))
+
+    def _delete_removed(self) -> int:
+        """One commit deleting the folders of removed records that the repo holds; returns how many."""
+        from huggingface_hub import CommitOperationDelete
+
+        removals = self.pending_removals()
+        if not removals:
+            return 0
+        api = self._api()
+        folders = list(removals.values())
+        # Asked, not taken from the push log: a record pushed by a run that died before logging it is there too.
+        present = {info.path for info in api.get_paths_info(self.repo_id, folders, repo_type="dataset")}
+        deletions = [CommitOperationDelete(f"{folder}/", is_folder=True) for folder in folders if folder in present]
+        if deletions:
+            api.create_commit(self.repo_id, [self._card([]), *deletions], repo_type="dataset",
+                              commit_message=f"Remove {len(deletions)} corrections")
+        _log_ids(self.store.root / REMOVED_LOG, removals)
+        return len(deletions)
+
+    def _push_records(self, batch: list[Path]) -> None:
+        from huggingface_hub import CommitOperationAdd
+
+        operations = [self._card(batch)]
+        for folder in batch:
+            for path in sorted(folder.iterdir()):
+                operations.append(CommitOperationAdd(path.relative_to(self.store.root).as_posix(), str(path)))
+        self._api().create_commit(self.repo_id, operations, repo_type="dataset",
+                                  commit_message=f"Add {len(batch)} corrections")
+        _log_ids(self.store.root / PUSHED_LOG, [folder.name for folder in batch])
+
+    def _failed(self, err: Exception, what: str) -> None:
+        self.last_error = f"{err.__class__.__name__}: {err}"
+        logging.getLogger("phonegrade").warning("corrections push to %s failed, %s: %s", self.repo_id, what,
+                                                self.last_error)
+
+    def push_removals(self) -> bool:
+        """Delete removed records from the repo now; False (they stay queued) when that failed."""
+        with self._lock:
+            try:
+                self._delete_removed()
+            except Exception as err:  # noqa: BLE001 - network, auth and server errors all mean "try later"
+                self._failed(err, f"{len(self.pending_removals())} removals stay queued")
+                return False
+            self.last_error = None
+            return True
 
     def push_once(self) -> int:
-        """Push up to one batch of pending records; returns how many went up (0 on failure, kept queued)."""
-        from huggingface_hub import CommitOperationAdd, HfApi
-
+        """Carry out queued removals, then push up to one batch of pending records; returns how many records went
+        up (0 on failure: what was queued stays queued)."""
         with self._lock:
             batch = self.pending()[: self.batch_size]
-            if not batch:
+            if not batch and not self.pending_removals():
                 return 0
-            api = HfApi(token=self.token)
             try:
-                if not self._repo_ready:
-                    api.create_repo(self.repo_id, repo_type="dataset", private=self.private, exist_ok=True)
-                    self._repo_ready = True
-                card = write_dataset_card(self.store.root, self.repo_id, summarize(self.store.records()))
-                operations = [CommitOperationAdd("README.md", str(card))]
-                for folder in batch:
-                    for name in ("image.png", "metadata.jsonl"):
-                        path_in_repo = (folder / name).relative_to(self.store.root).as_posix()
-                        operations.append(CommitOperationAdd(path_in_repo, str(folder / name)))
-                api.create_commit(self.repo_id, operations, repo_type="dataset",
-                                  commit_message=f"Add {len(batch)} corrections")
+                self._delete_removed()
+                if batch:
+                    self._push_records(batch)
             except Exception as err:  # noqa: BLE001 - network, auth and server errors all mean "try later"
-                self.last_error = f"{err.__class__.__name__}: {err}"
-                logging.getLogger("phonegrade").warning("corrections push to %s failed, %d records stay queued: %s",
-                                                        self.repo_id, len(batch), self.last_error)
+                self._failed(err, f"{len(batch)} records and {len(self.pending_removals())} removals stay queued")
                 return 0
-            try:
-                with open(self.store.root / PUSHED_LOG, "a") as log:
-                    log.write("".join(f"{folder.name}\n" for folder in batch))
-                    log.flush()
-                    os.fsync(log.fileno())
-            except OSError as err:  # the batch is up; unlogged, it is uploaded again later (same files, no harm)
-                logging.getLogger("phonegrade").warning("could not log pushed corrections: %s", err)
             self.last_error = None
             return len(batch)
 

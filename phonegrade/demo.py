@@ -105,11 +105,12 @@ class Grader:
         return Prediction(side, self.scratch.classifier.predict([image], fold_batchnorm=True)[0]), ""
 
     def flag(self, image, corrected_side: str | None, corrected_scratch: str | None,
-             comment: str | None = None) -> str:
-        # The prediction stored is recomputed here: nothing the client claims about it is trusted.
+             comment: str | None = None, consent: bool = False) -> str:
+        # The prediction stored is recomputed here: nothing the client claims about it is trusted. The photo is
+        # kept only with the sender's consent to contribute it under CC BY 4.0.
         prediction, _ = self.predict(image)
         return self.store.add(image, prediction, corrected_side or None, corrected_scratch or None,
-                              self.models, comment)
+                              self.models, comment, consent=consent)
 
 
 def _header(grader: Grader) -> str:

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -55,7 +56,7 @@ def test_half_written_records_are_invisible(tmp_path):
 
 def _corrections_for(store, paths_and_labels):
     for path, label in paths_and_labels:
-        store.add(load_image(path), FRONT_PREDICTED, corrected_side=label)
+        store.add(load_image(path), FRONT_PREDICTED, corrected_side=label, consent=True)
     return load_correction_rows(store.root)
 
 
@@ -84,14 +85,15 @@ def test_merge_into_val_when_asked(side_data, tmp_path):
 
 def test_corrections_command_shows_and_exports(tmp_path, capsys):
     store = CorrectionStore(tmp_path / "c").ensure()
-    store.add(Image.new("RGB", (4, 4), "red"), FRONT_PREDICTED, corrected_side="back")
+    store.add(Image.new("RGB", (4, 4), "red"), FRONT_PREDICTED, corrected_side="back", consent=True)
     store.add(Image.new("RGB", (4, 4), "blue"), FRONT_PREDICTED, corrected_side="front",
-              corrected_scratch="major_scratch")
+              corrected_scratch="major_scratch", consent=True)
+    store.add(Image.new("RGB", (4, 4), "green"), FRONT_PREDICTED, corrected_side="none")  # no photo
     assert cli_main(["corrections", "show", "--source", str(store.root), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["records"] == 2
-    assert summary["side"] == {"corrections": 2, "by_label": {"back": 1, "front": 1}, "disagreed_with_model": 1,
-                               "confusions": {"front -> back": 1}}
+    assert summary["records"] == 3 and summary["without_photo"] == 1
+    assert summary["side"] == {"corrections": 3, "by_label": {"back": 1, "front": 1, "none": 1},
+                               "disagreed_with_model": 2, "confusions": {"front -> back": 1, "front -> none": 1}}
     assert summary["scratch"]["by_label"] == {"major_scratch": 1}
 
     assert cli_main(["corrections", "export", "--source", str(store.root), "--out", str(tmp_path / "ds"),
@@ -103,8 +105,73 @@ def test_corrections_command_shows_and_exports(tmp_path, capsys):
 
 
 def test_export_needs_an_output_folder(tmp_path, capsys):
-    assert cli_main(["corrections", "export", "--source", str(tmp_path)]) == 2
-    assert "--out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["corrections", "export", "--source", str(tmp_path)])
+    assert exit_.value.code == 2 and "--out" in capsys.readouterr().err
+
+
+def test_without_consent_the_record_keeps_labels_probabilities_and_hash_but_no_photo(tmp_path):
+    store = CorrectionStore(tmp_path).ensure()
+    photo = Image.new("RGB", (9, 5), (200, 10, 10))
+    record_id = store.add(photo, FRONT_PREDICTED, corrected_side="back", comment="mine")
+    (record,) = store.records()
+    assert record["record_id"] == record_id and record["image_path"] is None
+    assert record["licence"] is None and record["photo_stored"] is False
+    assert record["content_hash"] == content_hash(photo) and (record["width"], record["height"]) == (9, 5)
+    assert record["corrected_side"] == "back" and json.loads(record["side_probabilities"]) == FRONT_PREDICTED.side
+    stored = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "README.md"]
+    assert [p.name for p in stored] == ["record.jsonl"]  # no image file of any kind, no placeholder
+    assert not any(p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") for p in tmp_path.rglob("*"))
+    (row,) = load_correction_rows(tmp_path)  # the loader copes: the row is there, without an image
+    assert row["record_id"] == record_id and row["image"] is None and row["photo_stored"] is False
+
+
+def test_with_consent_the_photo_is_kept_re_encoded_under_cc_by_4(tmp_path):
+    import io
+
+    from PIL import PngImagePlugin
+
+    store = CorrectionStore(tmp_path).ensure()
+    photo = Image.new("RGB", (9, 5), (200, 10, 10))
+    info, buffer = PngImagePlugin.PngInfo(), io.BytesIO()
+    info.add_text("Comment", "MARKER-IN-A-CHUNK")
+    photo.save(buffer, "PNG", pnginfo=info)
+    store.add(load_image(buffer.getvalue() + b"MARKER-AFTER-THE-END"), FRONT_PREDICTED, corrected_side="back",
+              consent=True)
+    (record,) = store.records()
+    assert record["licence"] == "CC-BY-4.0" and record["photo_stored"] is True
+    assert Image.open(record["image_path"]).tobytes() == photo.tobytes()
+    assert b"MARKER" not in Path(record["image_path"]).read_bytes()  # re-encoded: no chunk or byte kept
+    (row,) = load_correction_rows(tmp_path)
+    assert row["image"].tobytes() == photo.tobytes() and row["licence"] == "CC-BY-4.0"
+    assert "cc-by-4.0" in (tmp_path / "README.md").read_text()
+
+
+def test_records_without_a_photo_never_reach_training(side_data, tmp_path):
+    splits = load_splits(side_data, "side")
+    store = CorrectionStore(tmp_path / "c").ensure()
+    label = splits.train[0].label
+    other = splits.labels[(label + 1) % 3]
+    store.add(load_image(splits.train[0].key), FRONT_PREDICTED, corrected_side=other)  # no consent
+    store.add(Image.new("RGB", (30, 30), (1, 2, 3)), FRONT_PREDICTED, corrected_side="back")
+    n_train = len(splits.train)
+    report = merge_corrections(splits, load_correction_rows(store.root), "side")
+    assert report == {"corrections": 0, "added_train": 0, "added_val": 0, "relabelled": 0, "skipped_in_val": 0}
+    assert len(splits.train) == n_train and splits.train[0].label == label
+
+
+def test_a_removed_record_is_gone_from_the_folder_and_logged_for_the_hub(tmp_path, capsys):
+    store = CorrectionStore(tmp_path).ensure()
+    kept = store.add(Image.new("RGB", (4, 4), "red"), FRONT_PREDICTED, corrected_side="back", consent=True)
+    removed = store.add(Image.new("RGB", (4, 4), "blue"), FRONT_PREDICTED, corrected_side="none", consent=True)
+    assert cli_main(["corrections", "remove", "--id", removed, "--source", str(tmp_path)]) == 0
+    assert "next push" in capsys.readouterr().out
+    assert [r["record_id"] for r in store.records()] == [kept]
+    assert [r["record_id"] for r in load_correction_rows(tmp_path)] == [kept]
+    assert not any(removed in str(p) for p in (tmp_path / "records").rglob("*"))
+    assert list(store.removals()) == [removed]
+    assert cli_main(["corrections", "remove", "--id", removed, "--source", str(tmp_path)]) == 2
+    assert "no record" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("label", ["sideways", "MAJOR"])

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from phonegrade.corrections import CorrectionStore
+from phonegrade.corrections import CorrectionStore, content_hash
 from phonegrade.demo import Grader, load_model
 from phonegrade.errors import CorrectionError
 
@@ -43,13 +43,23 @@ def test_scratch_is_graded_only_for_front_views(grader, side_data):
 
 def test_flag_stores_the_recomputed_prediction_and_the_models(grader, side_data):
     image = Image.open(next((side_data / "val" / "back").iterdir())).convert("RGB")
-    record_id = grader.flag(image, "back", "", "<script>alert(1)</script>looks like a back")
+    record_id = grader.flag(image, "back", "", "<script>alert(1)</script>looks like a back", consent=True)
     (record,) = grader.store.records()
     assert record["record_id"] == record_id and record["corrected_side"] == "back"
     assert json.loads(record["side_probabilities"]) == pytest.approx(grader.predict(image)[0].side)
     assert record["side_model"] == grader.side.model_id and record["side_revision"] == grader.side.revision
     assert "<" not in record["comment"] and "looks like a back" in record["comment"]
     assert Image.open(record["image_path"]).size == image.size
+
+
+def test_flag_keeps_the_photo_only_with_consent(grader, side_data):
+    image = Image.open(next((side_data / "val" / "back").iterdir())).convert("RGB")
+    without = grader.flag(image, "back", "", None)
+    with_consent = grader.flag(image, "back", "", None, consent=True)
+    records = {r["record_id"]: r for r in grader.store.records()}
+    assert records[without]["image_path"] is None and records[without]["licence"] is None
+    assert records[with_consent]["licence"] == "CC-BY-4.0"
+    assert Image.open(records[with_consent]["image_path"]).tobytes() == image.tobytes()
 
 
 def test_flag_without_a_label_or_with_an_unknown_one_is_refused(grader):
@@ -91,8 +101,8 @@ def test_api_predict_and_flag_through_gradio_client(running_app, side_data):
     stored = {r["record_id"]: r for r in store.records()}
     record = stored[flagged["record_id"]]
     assert record["corrected_side"] == "front" and record["corrected_scratch"] == "minor_scratch"
-    assert Image.open(record["image_path"]).convert("RGB").tobytes() == \
-        Image.open(photo).convert("RGB").tobytes()
+    # /flag asks no consent yet, so the record keeps the photo's pixel hash, not the photo.
+    assert record["image_path"] is None and record["content_hash"] == content_hash(Image.open(photo))
 
 
 def test_api_errors_are_clear_messages(running_app, side_data, tmp_path):

@@ -81,7 +81,7 @@ def _store_with_records(root, n=3):
     store = CorrectionStore(root).ensure()
     prediction = Prediction({"front": 0.1, "back": 0.8, "none": 0.1}, {})
     ids = [store.add(Image.new("RGB", (12, 9), (40 * i, 90, 200)), prediction, corrected_side="front",
-                     models={"side_model": "user/side"}) for i in range(n)]
+                     models={"side_model": "user/side"}, consent=True) for i in range(n)]
     return store, ids
 
 
@@ -99,6 +99,48 @@ def test_corrections_push_and_load_dataset_round_trip(hub, tmp_path):
 
     card = Path(hf_hub_download("user/corrections", "README.md", repo_type="dataset")).read_text()
     assert "# phonegrade corrections" in card and "user/corrections" in card
+
+
+def test_records_without_a_photo_go_up_as_their_own_config_and_load_without_an_image(hub, tmp_path):
+    from huggingface_hub import hf_hub_download
+
+    store, ids = _store_with_records(tmp_path / "corrections", n=2)
+    label_only = store.add(Image.new("RGB", (7, 7), "green"), Prediction({"front": 0.9, "back": 0.05, "none": 0.05},
+                                                                        {}), corrected_side="none")
+    assert HubPusher(store, "user/mixed").push_all() == 3
+    uploaded = hub.files("user/mixed", repo_type="dataset")
+    assert sum(name.endswith("/image.png") for name in uploaded) == 2
+    assert [name for name in uploaded if label_only in name] == [
+        f"labels_only/{label_only[:4]}-{label_only[4:6]}-{label_only[6:8]}/{label_only}/record.jsonl"]
+    rows = {r["record_id"]: r for r in load_correction_rows("user/mixed")}
+    assert set(rows) == {*ids, label_only}
+    assert rows[label_only]["image"] is None and rows[label_only]["licence"] is None
+    assert all(rows[i]["image"].size == (12, 9) and rows[i]["licence"] == "CC-BY-4.0" for i in ids)
+    card = Path(hf_hub_download("user/mixed", "README.md", repo_type="dataset")).read_text()
+    assert "license: cc-by-4.0" in card and "config_name: default" in card
+
+
+def test_a_removal_made_while_the_hub_is_unreachable_is_carried_out_at_the_next_push(hub, tmp_path, capsys):
+    from phonegrade.cli import main as cli_main
+
+    store, ids = _store_with_records(tmp_path / "corrections", n=3)
+    assert HubPusher(store, "user/takedown").push_all() == 3
+    hub.set_offline(True)
+    assert cli_main(["corrections", "remove", "--id", ids[1], "--source", str(store.root),
+                     "--repo", "user/takedown"]) == 1
+    assert "stays queued" in capsys.readouterr().out
+    assert ids[1] not in {r["record_id"] for r in store.records()}  # gone here at once
+    hub.set_offline(False)
+    assert ids[1] in {r["record_id"] for r in load_correction_rows("user/takedown")}  # not yet from the Hub
+    pusher = HubPusher(store, "user/takedown")  # as after a restart of the app
+    assert list(pusher.pending_removals()) == [ids[1]]
+    store.add(Image.new("RGB", (5, 5)), Prediction({"front": 1.0, "back": 0.0, "none": 0.0}, {}), "back",
+              consent=True)
+    assert pusher.push_all() == 1 and pusher.pending_removals() == {}
+    assert hub.commit_titles("user/takedown", repo_type="dataset")[:2] == ["Add 1 corrections", "Remove 1 corrections"]
+    assert not any(ids[1] in name for name in hub.files("user/takedown", repo_type="dataset"))
+    assert sorted(r["record_id"] for r in load_correction_rows("user/takedown")) == sorted(
+        r["record_id"] for r in store.records())
 
 
 def test_unreachable_hub_keeps_corrections_queued_until_it_is_back(hub, tmp_path):

@@ -48,6 +48,15 @@ def test_corrections_flagged_in_the_demo_fix_the_next_model(side_data, trained_s
     finally:
         app.terminate()
         app.wait(timeout=30)
+    # /flag asks no consent yet, so those records hold no photo and cannot train. The same flags with consent,
+    # through the call /flag makes:
+    from phonegrade.corrections import CorrectionStore
+    from phonegrade.demo import Grader, load_model
+
+    assert all(record["image_path"] is None for record in CorrectionStore(corrections).records())
+    grader = Grader(load_model(str(first)), load_model(str(trained_scratch_model)), CorrectionStore(corrections))
+    for photo in wrong:
+        grader.flag(grader.read_upload(photo), photo.parent.name, "", "", consent=True)
 
     # The same training with and without the corrections: only the corrected run has seen the flagged photos.
     # Un-augmented, to the last epoch, it fits its training photos (with plateau-halved lr and augmentation it

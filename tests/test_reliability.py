@@ -21,7 +21,14 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from phonegrade.corrections import FIELDS, CorrectionStore, HubPusher, Prediction, load_correction_rows
+from phonegrade.corrections import (
+    LABELS_ONLY_FIELDS,
+    CorrectionStore,
+    HubPusher,
+    Prediction,
+    content_hash,
+    load_correction_rows,
+)
 from phonegrade.errors import ImageLoadError
 from phonegrade.images import load_image
 
@@ -218,11 +225,14 @@ def test_stored_photos_are_upright_flattened_rgb_of_the_first_frame(running_app,
     expected = {"exif-rotated.jpg": ((20, 40), (0, 0, 255)), "rgba.png": ((32, 24), (255, 255, 255)),
                 "animated.gif": ((32, 32), (255, 0, 0)), "tall.png": ((2, 10000), (255, 0, 0))}
     for name, (size, pixel) in expected.items():
+        upright = load_image(odd_files / name)
+        assert upright.mode == "RGB" and upright.size == size, name
+        assert np.abs(np.subtract(upright.getpixel((0, 0)), pixel)).max() <= 3, name
         record_id = client.predict(handle_file(str(odd_files / name)), "back", "", "", api_name="/flag")["record_id"]
         (record,) = [r for r in store.records() if r["record_id"] == record_id]
-        stored = Image.open(record["image_path"])
-        assert stored.mode == "RGB" and stored.size == size, name
-        assert np.abs(np.subtract(stored.getpixel((0, 0)), pixel)).max() <= 3, name
+        # /flag asks no consent yet, so the record keeps no photo: its size and pixel hash are the upright photo's.
+        assert record["image_path"] is None and (record["width"], record["height"]) == size, name
+        assert record["content_hash"] == content_hash(upright), name
 
 
 def test_uploads_above_the_size_limit_are_refused(running_app, tmp_path):
@@ -274,17 +284,16 @@ def test_hostile_comment_and_file_name_store_only_clean_content_under_generated_
     for path in root.rglob("*"):
         relative = path.relative_to(root).as_posix()
         assert marker not in relative
-        assert re.fullmatch(r"README\.md|\.pushed|\.staging|records|records/\d{4}-\d\d-\d\d"
-                            r"|records/\d{4}-\d\d-\d\d/[0-9T]+-[0-9a-f]{12}-[0-9a-f]{6}"
-                            r"(/image\.png|/metadata\.jsonl)?", relative), relative
-    (record,) = [r for r in CorrectionStore(root).records() if r["record_id"] == record_id]
-    folder = Path(record["image_path"]).parent
-    assert sorted(p.name for p in folder.iterdir()) == ["image.png", "metadata.jsonl"]
-    assert marker.encode() not in (folder / "image.png").read_bytes()  # re-encoded: no chunk or byte kept
-    assert Image.open(folder / "image.png").tobytes() == Image.open(io.BytesIO(payload)).convert("RGB").tobytes()
-    metadata = json.loads((folder / "metadata.jsonl").read_text())
-    assert set(metadata) == set(FIELDS)  # only the documented fields: no file name or path from the client
-    assert metadata["file_name"] == "image.png"
+        assert re.fullmatch(r"README\.md|\.pushed|\.staging|records|labels_only|(records|labels_only)/\d{4}-\d\d-\d\d"
+                            r"|records/\d{4}-\d\d-\d\d/[0-9T]+-[0-9a-f]{12}-[0-9a-f]{6}(/image\.png|/metadata\.jsonl)?"
+                            r"|labels_only/\d{4}-\d\d-\d\d/[0-9T]+-[0-9a-f]{12}-[0-9a-f]{6}(/record\.jsonl)?",
+                            relative), relative
+    # /flag asks no consent yet: the record keeps no photo, so none of the uploaded bytes.
+    (folder,) = [p for p in root.glob("labels_only/*/*") if p.name == record_id]
+    assert sorted(p.name for p in folder.iterdir()) == ["record.jsonl"]
+    metadata = json.loads((folder / "record.jsonl").read_text())
+    assert set(metadata) == set(LABELS_ONLY_FIELDS)  # only the documented fields: no file name or path
+    assert metadata["content_hash"] == content_hash(Image.open(io.BytesIO(payload)))
     assert not any(marker in str(value) for value in metadata.values())
     stored = metadata["comment"]  # plain text: tags and control characters removed, bounded
     assert not re.search(r"[<>\x00-\x09\x0b-\x1f]|script|onerror", stored) and len(stored) <= 500
@@ -402,7 +411,8 @@ def unreachable_hub(kind: str):
 
 
 def _pushed_record_ids(hub: HubServer, repo_id: str) -> set[str]:
-    return {path.split("/")[2] for path in hub.files(repo_id, "dataset") if path.endswith("/metadata.jsonl")}
+    return {path.split("/")[2] for path in hub.files(repo_id, "dataset")
+            if path.endswith(("/metadata.jsonl", "/record.jsonl"))}
 
 
 @pytest.mark.parametrize("kind", ["closed-port", "hanging-socket"])
@@ -462,7 +472,7 @@ store = CorrectionStore(sys.argv[1]).ensure()
 prediction = Prediction({"front": 0.2, "back": 0.7, "none": 0.1}, {})
 for i in range(1_000_000):
     image = Image.effect_noise((256, 256), 20 + i % 60).convert("RGB")
-    print(store.add(image, prediction, "front", comment=f"write {i}"), flush=True)  # acknowledged
+    print(store.add(image, prediction, "front", comment=f"write {i}", consent=True), flush=True)  # acknowledged
 """
 
 
@@ -505,7 +515,7 @@ from phonegrade.errors import CorrectionError
 store = CorrectionStore(sys.argv[1]).ensure()
 resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))  # no file may grow past 1000 bytes: a full disk
 try:
-    store.add(Image.effect_noise((64, 64), 50).convert("RGB"), Prediction({"front": 1.0}, {}), "back")
+    store.add(Image.effect_noise((64, 64), 50).convert("RGB"), Prediction({"front": 1.0}, {}), "back", consent=True)
 except CorrectionError as err:
     print(err)
 """

@@ -1,8 +1,9 @@
-"""`phonegrade corrections`: show, export or push the corrections users flagged in the demo.
+"""`phonegrade corrections`: show, export, push or remove the corrections users flagged in the demo.
 
     phonegrade corrections show --source data/corrections
     phonegrade corrections export --task side --out runs/side-corrections   # image/label pairs, usable as --data
     phonegrade corrections push --repo user/phonegrade-corrections
+    phonegrade corrections remove --id RECORD_ID --repo user/phonegrade-corrections   # a takedown
 """
 
 from __future__ import annotations
@@ -14,65 +15,99 @@ from ..corrections import (
     CorrectionStore,
     HubPusher,
     bound_hub_requests,
+    has_photo,
     latest_by_image,
     load_correction_rows,
     summarize,
 )
-from ..errors import ConfigError
 from ..labels import TASK_LABELS
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "corrections", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        help="show, export or push users' corrections",
-        description="show: counts per task and corrected label, and disagreement with the model. "
-                    "export: save to a `datasets` folder (with --task: image/label pairs usable as --data). "
-                    "push: upload records not yet in the Hub dataset repo.")
-    parser.add_argument("action", choices=("show", "export", "push"))
-    parser.add_argument("--source", default="data/corrections",
-                        help="corrections folder (or, for show/export, a Hub dataset id)")
-    parser.add_argument("--out", help="export: output folder")
-    parser.add_argument("--task", choices=sorted(TASK_LABELS), help="export: one task's image/label pairs")
-    parser.add_argument("--repo", help="push: Hub dataset repo id")
-    parser.add_argument("--private", action="store_true", help="push: create the repo as private")
-    parser.add_argument("--json", action="store_true", help="show: print JSON")
-    parser.set_defaults(run=run)
+        help="show, export, push or remove users' corrections",
+        description="Users' corrections of wrong predictions, as the demo stores them (`phonegrade corrections "
+                    "ACTION --help` for each action's options).")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str, run, source_help: str = "corrections folder or Hub dataset id"):
+        sub = actions.add_parser(name, formatter_class=argparse.ArgumentDefaultsHelpFormatter, help=help_text,
+                                 description=help_text)
+        sub.add_argument("--source", default="data/corrections", help=source_help)
+        sub.set_defaults(run=run)
+        return sub
+
+    show = action("show", "counts per task and corrected label, disagreement with the model, records without a "
+                          "photo", run_show)
+    show.add_argument("--json", action="store_true", help="print JSON")
+    export = action("export", "save to a `datasets` folder (with --task: image/label pairs usable as --data; "
+                              "records without a photo are left out)", run_export)
+    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--task", choices=sorted(TASK_LABELS), help="one task's image/label pairs")
+    push = action("push", "upload records not yet in the Hub dataset repo, and delete removed ones from it",
+                  run_push, source_help="corrections folder")
+    push.add_argument("--repo", required=True, help="Hub dataset repo id")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
+    remove = action("remove", "delete a record (a takedown): here at once, and from the Hub repo with --repo or at "
+                              "the next push (the removal is logged, so one made while the Hub is unreachable is "
+                              "carried out later)", run_remove, source_help="corrections folder")
+    remove.add_argument("--id", required=True, dest="record_id", help="the record's id")
+    remove.add_argument("--repo", help="Hub dataset repo id to delete it from now")
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.action == "push":
-        if not args.repo:
-            raise ConfigError("push needs --repo REPO_ID")
-        bound_hub_requests()  # a Hub that stops answering fails the push (the records stay queued), never hangs it
-        pusher = HubPusher(CorrectionStore(args.source), args.repo, private=args.private)
-        pending = len(pusher.pending())
-        pushed = pusher.push_all()
-        print(f"pushed {pushed} of {pending} pending records to {args.repo}"
-              + (f"; the rest stay queued ({pusher.last_error})" if pushed < pending else ""))
-        return 0 if pushed == pending else 1
-    if args.action == "export" and not args.out:
-        raise ConfigError("export needs --out FOLDER")
-    rows = load_correction_rows(args.source)
-    if args.action == "show":
-        summary = summarize(rows)
-        if args.json:
-            print(json.dumps(summary, indent=2))
-            return 0
-        print(f"{summary['records']} correction records in {args.source}")
-        for task in TASK_LABELS:
-            s = summary[task]
-            print(f"\n{task}: {s['corrections']} corrections, {s['disagreed_with_model']} disagreeing with the model")
-            for label, n in sorted(s["by_label"].items()):
-                print(f"  corrected to {label:<14} {n}")
-            for confusion, n in sorted(s["confusions"].items(), key=lambda kv: -kv[1]):
-                print(f"  model said {confusion:<32} {n}")
+def run_push(args: argparse.Namespace) -> int:
+    bound_hub_requests()  # a Hub that stops answering fails the push (the records stay queued), never hangs it
+    pusher = HubPusher(CorrectionStore(args.source), args.repo, private=args.private)
+    pending, removals = len(pusher.pending()), len(pusher.pending_removals())
+    pushed = pusher.push_all()
+    left = len(pusher.pending_removals())
+    print(f"pushed {pushed} of {pending} pending records to {args.repo}"
+          + (f", deleted {removals - left} removed ones" if removals else "")
+          + (f"; the rest stay queued ({pusher.last_error})" if pushed < pending or left else ""))
+    return 0 if pushed == pending and not left else 1
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    store = CorrectionStore(args.source)
+    folder = store.remove(args.record_id)
+    print(f"removed {folder} from {args.source}")
+    if not args.repo:
+        print("the next push (the demo's, or `phonegrade corrections push`) deletes it from the Hub repo")
         return 0
-    # export: a `datasets` folder, either all fields or (with --task) an image/label set ready for --data
+    bound_hub_requests()
+    pusher = HubPusher(store, args.repo)
+    if pusher.push_removals():
+        print(f"deleted it from {args.repo} (earlier commits of the repo still hold it)")
+        return 0
+    print(f"could not reach {args.repo}; the deletion stays queued for the next push ({pusher.last_error})")
+    return 1
+
+
+def run_show(args: argparse.Namespace) -> int:
+    summary = summarize(load_correction_rows(args.source))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{summary['records']} correction records in {args.source}, {summary['without_photo']} without a photo "
+          f"(counted here, never trained on)")
+    for task in TASK_LABELS:
+        s = summary[task]
+        print(f"\n{task}: {s['corrections']} corrections, {s['disagreed_with_model']} disagreeing with the model")
+        for label, n in sorted(s["by_label"].items()):
+            print(f"  corrected to {label:<14} {n}")
+        for confusion, n in sorted(s["confusions"].items(), key=lambda kv: -kv[1]):
+            print(f"  model said {confusion:<32} {n}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """A `datasets` folder: all fields, or (with --task) an image/label set ready for --data."""
     import datasets
 
+    rows = load_correction_rows(args.source)
     if args.task:
-        latest = list(latest_by_image(rows, args.task).values())
+        latest = list(latest_by_image([r for r in rows if has_photo(r)], args.task).values())
         names = list(TASK_LABELS[args.task])
         features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
         dataset = datasets.Dataset.from_dict(
