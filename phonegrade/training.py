@@ -85,6 +85,7 @@ class TrainConfig:
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
     ema_decay: float = 0.0
+    mirror_pad: float = 0.0
     no_augment: bool = False
     cache_features: bool = False
     mixed_precision: str = "no"
@@ -103,7 +104,7 @@ class TrainConfig:
     RECORDED = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "crop_pct", "gamma",
                 "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at", "backbone_lr_scale",
                 "mixed_precision", "augment", "no_augment", "cache_features", "keep", "mixup_alpha", "cutmix_alpha",
-                "ema_decay")
+                "ema_decay", "mirror_pad")
 
     def __post_init__(self):
         # Options from a recipe file skip argparse's checks: the same ones, here.
@@ -130,6 +131,30 @@ class TrainConfig:
         """The arch's preprocessing, with --image-size and --crop-pct where given."""
         pre = default_preprocessing(self.arch)
         return dataclasses.replace(pre, image_size=self.image_size or pre.image_size, crop_pct=self.crop_pct)
+
+    def differences(self, training: dict, extra_train: list[dict]) -> list[str]:
+        """The options in which a model folder's recorded run (config.json `training` and `data.extra_train`)
+        differs from this config: empty when this config would make the same run again. Options an earlier
+        version did not record yet had their default then."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        differ = []
+        for key in self.RECORDED:
+            value = getattr(self, key)
+            recorded = training.get(key, defaults[key])
+            if key == "class_weights":  # recorded as the weights themselves, or none
+                recorded = "auto" if isinstance(recorded, list) else "none" if recorded in (None, "none") else recorded
+            if recorded != value:
+                differ.append(key)
+        if training.get("weights") != self.resolved_weights():
+            differ.append("weights")
+        if self.trainable_blocks is not None and training.get("trainable_blocks") != self.trainable_blocks:
+            differ.append("trainable_blocks")
+        if (training.get("init_from") or None) != (display_name(self.init_from) if self.init_from else None):
+            differ.append("init_from")
+        wanted = [(extra_training_samples(source, self.task)[1]) for source in self.extra_train]
+        if [e.get("source") for e in extra_train] != wanted:
+            differ.append("extra_train")
+        return differ
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> TrainConfig:
@@ -209,6 +234,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     parser.add_argument("--ema-decay", type=float, default=0.0,
                         help="keep an exponential moving average of the weights (decay per optimizer step, e.g. "
                              "0.98; 0 = off); validation and the saved model use the averaged weights")
+    parser.add_argument("--mirror-pad", type=float, default=0.0, metavar="P",
+                        help="with probability P, shrink a training photo inside its own mirrored edges, so that such "
+                             "padding (some dataset exports add it to one class's photos) is no sign of a class")
     parser.add_argument("--no-augment", action="store_true",
                         help="train on un-augmented images (the evaluation transform: resize and normalise only)")
     parser.add_argument("--cache-features", action="store_true",
@@ -485,7 +513,8 @@ def build_loaders(config: TrainConfig, net, data: TrainingData, pre: Preprocessi
     """Datasets, loaders, optimizer and scheduler, prepared by Accelerate (features cached first if asked)."""
     generator = torch.Generator().manual_seed(config.seed)
     train_set = PhotoDataset(data.splits.train, eval_transform(pre) if config.no_augment
-                             else train_transform(pre, augment=config.augment), pre.image_size)
+                             else train_transform(pre, augment=config.augment, mirror_pad=config.mirror_pad),
+                             pre.image_size)
     val_set = PhotoDataset(data.splits.val, eval_transform(pre), pre.image_size)
     model, train_workers, val_features = net, config.workers, None
     if config.cache_features:

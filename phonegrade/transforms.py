@@ -76,18 +76,45 @@ class Preprocessing:
 AUGMENTATIONS = ("standard", "strong")
 
 
-def train_transform(pre: Preprocessing, augment: str = "standard") -> T.Compose:
+class RandomMirrorPad:
+    """With probability `p`, shrink the photo (to `scale` of its sides) at a random place in its own frame and fill
+    the rest with its mirrored edges, as some dataset exports pad photos. When only one class's photos come padded
+    so, a model learns the padding as a sign of that class; trained with this, every class shows it."""
+
+    def __init__(self, p: float, scale: tuple[float, float] = (0.55, 0.9)):
+        if not 0 <= p <= 1:
+            raise ConfigError(f"the mirror-padding probability must lie between 0 and 1, got {p}")
+        self.p, self.scale = p, scale
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) >= self.p:
+            return image
+        height, width = image.shape[-2:]
+        factor = self.scale[0] + (self.scale[1] - self.scale[0]) * float(torch.rand(()))
+        inner_h, inner_w = max(1, int(height * factor)), max(1, int(width * factor))
+        small = T.functional.resize(image, [inner_h, inner_w], antialias=True)
+        top = int(torch.randint(0, height - inner_h + 1, ()))
+        left = int(torch.randint(0, width - inner_w + 1, ()))
+        # Reflection needs each pad narrower than the photo it mirrors: a factor above 0.5 guarantees it.
+        padding = (left, width - inner_w - left, top, height - inner_h - top)
+        return torch.nn.functional.pad(small[None].float(), padding, mode="reflect")[0].round().to(image.dtype)
+
+
+def train_transform(pre: Preprocessing, augment: str = "standard", mirror_pad: float = 0.0) -> T.Compose:
     """Augmentation presets.
 
     standard: crop, flip, rotation, brightness/contrast/hue/saturation, normalisation.
     strong: for a few hundred photos and no pretrained weights: smaller crops, a flip, one random TrivialAugment
     operation per image (colour, geometry, sharpness, ...) and random erasing, as torchvision's own training
     recipes use them.
+    mirror_pad: the probability of `RandomMirrorPad` before either.
     """
     size, interpolation = pre.image_size, INTERPOLATIONS[pre.interpolation]
+    padding = [RandomMirrorPad(mirror_pad)] if mirror_pad else []
     if augment == "strong":
         return T.Compose([
             *_as_tensor(size),
+            *padding,
             T.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=interpolation, antialias=True),
             T.RandomHorizontalFlip(),
             T.TrivialAugmentWide(),
@@ -99,6 +126,7 @@ def train_transform(pre: Preprocessing, augment: str = "standard") -> T.Compose:
         raise ConfigError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
     return T.Compose([
         *_as_tensor(size),
+        *padding,
         T.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.75, 1.333), interpolation=interpolation,
                             antialias=True),
         T.RandomHorizontalFlip(),

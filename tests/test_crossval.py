@@ -210,3 +210,27 @@ def test_kinds_csv_gives_out_of_fold_accuracy_per_kind_and_damaged_vs_clean(tmp_
     folds = [json.loads((out / f"fold-0-{k}" / "metrics.json").read_text()) for k in (1, 2)]
     assert summary["damaged_vs_clean_accuracy"]["mean"] == pytest.approx(
         statistics.fmean(f["damaged_vs_clean_accuracy"] for f in folds), abs=1e-4)
+
+
+def test_resume_keeps_folds_finished_with_the_same_recipe_and_trains_the_rest(side_data, tmp_path, capsys):
+    out = tmp_path / "cv"
+    args = ["crossval", "--task", "side", "--arch", "wearnet", "--data", str(side_data), "--folds", "2",
+            "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+            "--output-dir", str(out), "--no-progress"]
+    assert cli_main(args) == 0
+    first = json.loads((out / "crossval.json").read_text())
+    finished = (out / "fold-0-1" / "model.safetensors").read_bytes()
+    shutil.rmtree(out / "fold-0-2")  # interrupted before fold 2 finished
+    capsys.readouterr()
+    assert cli_main([*args, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{out / 'fold-0-1'} is finished with this recipe: kept" in printed
+    assert "fold-0-2 is finished" not in printed
+    assert (out / "fold-0-1" / "model.safetensors").read_bytes() == finished
+    assert (out / "fold-0-2" / "model.safetensors").is_file()
+    resumed = json.loads((out / "crossval.json").read_text())
+    assert resumed["fold_accuracy"][0] == first["fold_accuracy"][0] and resumed["n_images"] == first["n_images"]
+    # Another recipe in the same folder would mix two recipes' folds into one summary: refused, nothing trained.
+    assert cli_main([*args, "--resume", "--lr", "0.01"]) == 2
+    assert "trained with other options (lr)" in capsys.readouterr().err
+    assert (out / "fold-0-1" / "model.safetensors").read_bytes() == finished

@@ -8,7 +8,7 @@ from PIL import Image
 from torchvision.transforms import v2 as T
 
 from phonegrade.data import PhotoDataset, Sample, imagefolder_samples, load_splits, stratified_split
-from phonegrade.errors import DataError, ImageLoadError
+from phonegrade.errors import ConfigError, DataError, ImageLoadError
 from phonegrade.images import load_image
 from phonegrade.transforms import Preprocessing, eval_transform
 
@@ -233,3 +233,28 @@ def test_extra_training_sources_may_lack_classes_or_be_taken_as_one_class(tmp_pa
     assert len(samples) == 3 and {s.label for s in samples} == {0} and name == "scratch-photos as front"
     with pytest.raises(DataError, match="unknown side class 'sideways'"):
         extra_training_samples(f"{nested}=sideways", "side")
+
+
+def test_mirror_padding_shrinks_the_photo_into_its_own_reflected_edges():
+    from phonegrade.transforms import RandomMirrorPad
+
+    torch.manual_seed(3)
+    image = torch.randint(0, 256, (3, 40, 60), dtype=torch.uint8)
+    assert torch.equal(RandomMirrorPad(0.0)(image), image)
+    padded = RandomMirrorPad(1.0, scale=(0.6, 0.6))(image)
+    assert padded.shape == image.shape and padded.dtype == torch.uint8 and not torch.equal(padded, image)
+    # Rows and columns outside the shrunk photo mirror those inside it: find the photo's box, check one edge.
+    inner_h, inner_w = 24, 36
+    boxes = [(top, left) for top in range(40 - inner_h + 1) for left in range(60 - inner_w + 1)]
+    small = torch.nn.functional.interpolate(image[None].float(), size=(inner_h, inner_w), mode="bilinear",
+                                            antialias=True, align_corners=False)[0]
+    top, left = min(boxes, key=lambda b: (padded[:, b[0]:b[0] + inner_h, b[1]:b[1] + inner_w].float()
+                                          - small).abs().mean().item())
+    rows = slice(top, top + inner_h)
+    if left > 0:  # the column left of the photo repeats its second column (reflection without the edge)
+        assert torch.equal(padded[:, rows, left - 1], padded[:, rows, left + 1])
+    else:  # 24 columns of padding in all: then they are on the right
+        right = left + inner_w - 1
+        assert torch.equal(padded[:, rows, right + 1], padded[:, rows, right - 1])
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        RandomMirrorPad(1.5)

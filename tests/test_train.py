@@ -209,7 +209,10 @@ def test_extra_training_images_join_training_only(side_data, tmp_path):
     assert f"extra training data {extra}: 6 images" in result.stdout
     assert mixed["data"]["n_train"] == plain["data"]["n_train"] + 6
     assert mixed["metrics"]["n_val"] == plain["metrics"]["n_val"]
-    assert mixed["data"]["extra_train"] == [{"source": "renders", "images": 6}]  # the folder's name, not its path
+    # The folder's name, not its path, and how many images of each class it gave.
+    assert mixed["data"]["extra_train"] == [
+        {"source": "renders", "images": 6, "per_class": {"front": 2, "back": 2, "none": 2}}
+    ]
     assert "6 come from `renders`" in (tmp_path / "extra" / "README.md").read_text()
 
 

@@ -6,7 +6,8 @@ Every fold is an ordinary training run (the same options) on k-1 folds, validate
 hundred photos give a mean ± std instead of one lucky 80/20 split. OUT/fold-S-K/ holds each run's model folder
 (without its resume checkpoints); OUT/crossval.json the summary; OUT/predictions.csv every photo's out-of-fold
 prediction (from the run that did not train on it). The wrong predictions made with the most confidence are printed
-too: on a hand-labelled set they are the first labels to check.
+too: on a hand-labelled set they are the first labels to check. An interrupted run goes on with --resume: folds
+already finished with the same recipe are kept, and the interrupted one continues from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from ..classifier import PhoneGradeClassifier
+from ..config import ModelConfig
 from ..crossvalidation import (
     confident_errors,
     format_summary,
@@ -28,6 +30,7 @@ from ..crossvalidation import (
     write_rows,
 )
 from ..data import Splits, crossval_fold_record, kfold_splits, load_splits
+from ..errors import ConfigError, PhoneGradeError
 from ..training import CHECKPOINT_DIR, TrainConfig, add_training_arguments, train
 
 
@@ -39,6 +42,9 @@ def register(subparsers) -> None:
                     "per-class recall as mean ± std. Every training option applies to each fold except those "
                     "about one run's split and output (--val-fraction, --resume, --corrections, "
                     "--corrections-in-val, --crossval-summary, --push-to-hub, --private).")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with an interrupted run in OUTPUT_DIR: keep the folds it finished with this same "
+                             "recipe and continue the interrupted one from its last checkpoint")
     add_training_arguments(parser, single_run=False)
     parser.add_argument("--folds", type=int, default=5, help="k of the stratified k-fold split")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
@@ -49,6 +55,24 @@ def register(subparsers) -> None:
     parser.add_argument("--suspect-threshold", type=float, default=0.8,
                         help="list held-out photos predicted wrong with at least this probability")
     parser.set_defaults(run=run)
+
+
+def finished_fold(folder: Path, fold: TrainConfig, record: dict) -> bool:
+    """Whether `folder` holds this fold's finished model, trained with this same recipe (--resume keeps it)."""
+    if not all((folder / name).is_file() for name in ("model.safetensors", "config.json", "metrics.json")):
+        return False  # not finished: train the fold (from its last checkpoint, if it has one)
+    try:
+        config = ModelConfig.from_dict(json.loads((folder / "config.json").read_text()), str(folder))
+    except (ValueError, PhoneGradeError):
+        return False
+    if config.data.get("crossval_fold") != record:
+        raise ConfigError(f"--resume: {folder} holds a model of another fold or data; use a new --output-dir")
+    differ = fold.differences(config.training, config.data.get("extra_train") or [])
+    if differ:
+        raise ConfigError(f"--resume: {folder} was trained with other options ({', '.join(differ)}); run the same "
+                          f"recipe, or use a new --output-dir")
+    print(f"{folder} is finished with this recipe: kept", flush=True)
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,9 +87,13 @@ def run(args: argparse.Namespace) -> int:
             name = f"fold-{seed}-{k}"
             print(f"\n== {name}: seed {seed}, fold {k}/{args.folds}, {len(train_part)} train / {len(val)} val",
                   flush=True)
-            fold = dataclasses.replace(recipe, seed=seed, output_dir=str(out / name), val_fraction=None)
-            folder = train(fold, splits=Splits(train_part, val, source.labels, source.source, revision=source.revision),
-                           crossval_fold=crossval_fold_record(source, val, args.folds, seed, k))
+            fold = dataclasses.replace(recipe, seed=seed, output_dir=str(out / name), val_fraction=None,
+                                       resume=args.resume)
+            record = crossval_fold_record(source, val, args.folds, seed, k)
+            folder = out / name
+            if not (args.resume and finished_fold(folder, fold, record)):
+                folder = train(fold, splits=Splits(train_part, val, source.labels, source.source,
+                                                   revision=source.revision), crossval_fold=record)
             fold_metrics.append(json.loads((folder / "metrics.json").read_text()))
             fold_rows = out_of_fold_rows(PhoneGradeClassifier.from_pretrained(folder), val, seed, k)
             if kinds is not None:
