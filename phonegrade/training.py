@@ -249,15 +249,16 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     parser.add_argument("--card-note", metavar="TEXT",
                         help="a paragraph for the model card's training section, e.g. how this run was chosen")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    parser.add_argument("--corrections", metavar="REPO_OR_DIR",
+                        help="merge users' corrections (a corrections folder or Hub dataset id) into training (in "
+                             "cross-validation, every fold's): those `phonegrade corrections triage` or a reviewer "
+                             "accepted, one per near-duplicate photo")
+    parser.add_argument("--corrections-all", action="store_true",
+                        help="use every correction with a photo, triaged or not (one per photo: the newest)")
     if not single_run:
         return
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUTPUT_DIR/checkpoints/last if a previous run left one")
-    parser.add_argument("--corrections", metavar="REPO_OR_DIR",
-                        help="merge users' corrections (a corrections folder or Hub dataset id) into training: those "
-                             "`phonegrade corrections triage` or a reviewer accepted, one per near-duplicate photo")
-    parser.add_argument("--corrections-all", action="store_true",
-                        help="use every correction with a photo, triaged or not (one per photo: the newest)")
     parser.add_argument("--corrections-in-val", action="store_true",
                         help="also hold out a stratified 20%% of the corrections for validation (default: "
                              "corrections only train, and validation stays the base data's)")

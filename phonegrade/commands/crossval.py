@@ -40,8 +40,9 @@ def register(subparsers) -> None:
         help="stratified k-fold cross-validation of a training recipe",
         description="Train the same recipe on k stratified folds (per seed) and report accuracy, macro F1 and "
                     "per-class recall as mean ± std. Every training option applies to each fold except those "
-                    "about one run's split and output (--val-fraction, --resume, --corrections, "
-                    "--corrections-in-val, --crossval-summary, --push-to-hub, --private).")
+                    "about one run's split and output (--val-fraction, --resume, --corrections-in-val, "
+                    "--crossval-summary, --push-to-hub, --private); --corrections add to every fold's training "
+                    "part, never to its held-out fold.")
     parser.add_argument("--resume", action="store_true",
                         help="go on with an interrupted run in OUTPUT_DIR: keep the folds it finished with this same "
                              "recipe and continue the interrupted one from its last checkpoint")
