@@ -22,8 +22,9 @@ def render_card(template_name: str, card_data, **values) -> str:
 
 
 def write_model_card(folder: str | os.PathLike, config: ModelConfig, metrics: dict,
-                     base_model: str | None = None) -> Path:
-    """README.md of a model folder: what it grades, what it was trained on and how, and what it measured."""
+                     base_model: str | None = None, promotion: dict | None = None) -> Path:
+    """README.md of a model folder: what it grades, what it was trained on and how, what it measured, and (given
+    a `promotion` report) how it compared with the model it replaces."""
     from huggingface_hub import EvalResult, ModelCardData
 
     task_name = {"side": "phone side (front / back / none)", "scratch": "screen scratch grade"}[config.task]
@@ -44,7 +45,22 @@ def write_model_card(folder: str | os.PathLike, config: ModelConfig, metrics: di
         model_name=f"phonegrade-{config.task}-{config.arch}",
         base_model=base_model,
     )
-    text = render_card("model_card.md", card_data, config=config.to_dict(), metrics=metrics, task_name=task_name)
+    text = render_card("model_card.md", card_data, config=config.to_dict(), metrics=metrics, task_name=task_name,
+                       promotion=promotion)
     path = Path(folder) / CARD_NAME
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def add_promotion_to_card(folder: str | os.PathLike, promotion: dict) -> Path:
+    """Write a model folder's card again, with a promotion report (`phonegrade.promotion`) in it."""
+    import json
+
+    from huggingface_hub import ModelCard
+
+    folder = Path(folder)
+    config = ModelConfig.from_dict(json.loads((folder / "config.json").read_text()), str(folder))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    card = folder / CARD_NAME
+    base_model = ModelCard.load(card).data.base_model if card.is_file() else None
+    return write_model_card(folder, config, metrics, base_model=base_model, promotion=promotion)
