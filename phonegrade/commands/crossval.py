@@ -31,6 +31,7 @@ from ..crossvalidation import (
 )
 from ..data import Splits, crossval_fold_record, kfold_splits, load_splits
 from ..errors import ConfigError, PhoneGradeError
+from ..hub import display_name
 from ..training import CHECKPOINT_DIR, TrainConfig, add_training_arguments, train
 
 
@@ -45,7 +46,8 @@ def register(subparsers) -> None:
                     "part, never to its held-out fold.")
     parser.add_argument("--resume", action="store_true",
                         help="go on with an interrupted run in OUTPUT_DIR: keep the folds it finished with this same "
-                             "recipe and continue the interrupted one from its last checkpoint")
+                             "recipe (options, extra data and corrections source; not the corrections' contents) and "
+                             "continue the interrupted one from its last checkpoint")
     add_training_arguments(parser, single_run=False)
     parser.add_argument("--folds", type=int, default=5, help="k of the stratified k-fold split")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
@@ -69,6 +71,8 @@ def finished_fold(folder: Path, fold: TrainConfig, record: dict) -> bool:
     if config.data.get("crossval_fold") != record:
         raise ConfigError(f"--resume: {folder} holds a model of another fold or data; use a new --output-dir")
     differ = fold.differences(config.training, config.data.get("extra_train") or [])
+    if (config.corrections or {}).get("source") != (display_name(fold.corrections) if fold.corrections else None):
+        differ.append("corrections")
     if differ:
         raise ConfigError(f"--resume: {folder} was trained with other options ({', '.join(differ)}); run the same "
                           f"recipe, or use a new --output-dir")
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             if kinds is not None:
                 fold_rows = [{**r, "kind": kinds.get(r["image"], "unknown")} for r in fold_rows]
             rows += fold_rows
-            shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)  # resume state: a fold is never resumed
+            shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)  # resume state, not needed once finished
     suspects = confident_errors(rows, args.suspect_threshold)
     summary = {"task": args.task, "arch": args.arch, "data": str(args.data), "folds": args.folds,
                "seeds": args.seeds, "n_images": len(samples),
