@@ -32,16 +32,25 @@ def write_model_card(folder: str | os.PathLike, config: ModelConfig, metrics: di
     # by its folder's name, never its path.
     dataset = config.data.get("name") or "custom"
     hub_dataset = dataset if config.data.get("revision") else None
+    split_result = EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset,
+                              dataset_split=config.data.get("split") or "validation",
+                              dataset_revision=config.data.get("revision"), metric_type="accuracy",
+                              metric_value=round(metrics["accuracy"], 4))
+    eval_results = [split_result]
+    if config.crossval:  # the recipe's cross-validated accuracy first: a final model's own split is a sanity check
+        cv = config.crossval
+        eval_results.insert(0, EvalResult(
+            task_type="image-classification", dataset_type=dataset, dataset_name=dataset,
+            dataset_split=f"{cv['folds']}-fold cross-validation", dataset_revision=config.data.get("revision"),
+            metric_type="accuracy", metric_name="accuracy (mean over folds)",
+            metric_value=cv["accuracy"]["mean"]))
     card_data = ModelCardData(
         library_name="phonegrade",
         license="apache-2.0",
         tags=["image-classification", "phonegrade", config.task, config.arch],
         pipeline_tag="image-classification",
         datasets=[hub_dataset] if hub_dataset else None,
-        eval_results=[EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset,
-                                 dataset_split=config.data.get("split") or "validation",
-                                 dataset_revision=config.data.get("revision"), metric_type="accuracy",
-                                 metric_value=round(metrics["accuracy"], 4))],
+        eval_results=eval_results,
         model_name=f"phonegrade-{config.task}-{config.arch}",
         base_model=base_model,
     )

@@ -178,6 +178,12 @@ def test_crossval_summary_goes_into_the_config_and_card_of_the_final_model(side_
     card = (out / "README.md").read_text()
     assert "5-fold stratified cross-validation" in card and "**0.851 ± 0.031**" in card
     assert "| `back` | 0.850 ± 0.050 |" in card
+    # The Hub's metadata leads with the cross-validated accuracy, then the final model's own small split.
+    from huggingface_hub import ModelCard
+
+    results = ModelCard.load(out / "README.md").data.eval_results
+    assert [(r.dataset_split, r.metric_value) for r in results][0] == ("5-fold cross-validation", 0.8512)
+    assert results[1].dataset_split == "validation"
 
     (tmp_path / "scratch.json").write_text(json.dumps({**summary, "task": "scratch"}))
     result = run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir",
