@@ -123,10 +123,12 @@ def test_page_states_what_each_default_model_was_trained_on_and_how_well_it_did(
     from phonegrade import DEFAULT_MODELS
     from phonegrade.demo import describe_training_data
 
-    side = describe_training_data(load_model(DEFAULT_MODELS["side"]))
-    assert "real photos" in side and "5-fold cross-validated accuracy" in side
-    scratch = describe_training_data(load_model(DEFAULT_MODELS["scratch"]))
-    assert "synthetic renders" in scratch and "not real photos" in scratch and "validation accuracy" in scratch
+    for task in ("side", "scratch"):
+        model = load_model(DEFAULT_MODELS[task])
+        described, crossval = describe_training_data(model), model.classifier.config.crossval
+        assert described.startswith(f"{model.classifier.arch}") and "real photos" in described
+        assert (f"5-fold cross-validated accuracy {crossval['accuracy']['mean']:.3f} ± "
+                f"{crossval['accuracy']['std']:.3f} on {crossval['n_images']} images") in described
 
 
 def test_local_model_folders_are_shown_relative_to_the_working_directory(trained_side_model, monkeypatch):
