@@ -103,13 +103,17 @@ def percent(p: float) -> str:
 
 @dataclass(frozen=True)
 class Assessment:
-    """What the demo says about one photo: its capture quality, the models' probabilities (None: too poor to
-    grade), why scratches were not graded (`note`), and why the uploader is asked to confirm (`ask_reason`)."""
+    """What the demo says about one photo: its capture quality, the models' probabilities (scratch empty when not
+    graded), why scratches were not graded (`note`), and why the uploader is asked to confirm (`ask_reason`)."""
 
     quality: QualityReport
-    prediction: Prediction | None
+    prediction: Prediction
     note: str
     ask_reason: str
+
+    @property
+    def gradable(self) -> bool:
+        return not self.quality.too_poor_to_grade
 
     @property
     def ask(self) -> bool:
@@ -117,7 +121,7 @@ class Assessment:
 
     def sentence(self) -> str:
         """The result in one line, e.g. "Front view — major scratches, 80 %"."""
-        if self.prediction is None:
+        if not self.gradable:
             return "Cannot grade this photo"
         side = Prediction.top(self.prediction.side)
         if not self.prediction.scratch:
@@ -127,9 +131,10 @@ class Assessment:
 
 
 def _unsure(task: str, probabilities: dict[str, float]) -> str:
+    words = SCRATCH_WORDS if task == "scratch" else {label: text.lower() for label, text in SIDE_WORDS.items()}
     first, second = sorted(probabilities, key=probabilities.get, reverse=True)[:2]
-    return (f"the {task} model is unsure between {first} ({percent(probabilities[first])}) and {second} "
-            f"({percent(probabilities[second])}).")
+    return (f"the {task} model is unsure between {words[first]} ({percent(probabilities[first])}) and "
+            f"{words[second]} ({percent(probabilities[second])}).")
 
 
 class Grader:
@@ -169,10 +174,12 @@ class Grader:
         return Prediction(side, self.scratch.classifier.predict([image], fold_batchnorm=True)[0]), ""
 
     def assess(self, image) -> Assessment:
-        """Capture quality, then (when the photo is good enough to grade) the prediction and whether to ask."""
+        """Capture quality, the prediction, and whether to ask. A photo too poor to grade gets the side model's
+        probabilities (the API has always given them), no scratch grade, and no question."""
         quality = measure_quality(image)
         if quality.too_poor_to_grade:
-            return Assessment(quality, None, "", "")
+            side = self.side.classifier.predict([image], fold_batchnorm=True)[0]
+            return Assessment(quality, Prediction(side, {}), "Not graded: the photo is too poor to grade.", "")
         prediction, note = self.predict(image)
         reasons = [_unsure(task, probabilities) for task, probabilities in
                    (("side", prediction.side), ("scratch", prediction.scratch))
@@ -263,7 +270,7 @@ def _upload_path(payload: dict | None) -> str | None:
 def _quality_hint(assessment: Assessment) -> str:
     if not assessment.quality.warnings:
         return ""
-    lead = "**Too poor to grade.**" if assessment.prediction is None else "**Retake hint:**"
+    lead = "**Retake hint:**" if assessment.gradable else "**Too poor to grade.**"
     return lead + "\n" + "\n".join(f"- {html.escape(warning)}" for warning in assessment.quality.warnings)
 
 
@@ -302,9 +309,9 @@ def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: i
         else:
             form = (gr.update(value=""), gr.update(value=""), "flagged", gr.update(),
                     gr.update(value="Submit correction"))
+        shown = prediction if assessment.gradable else Prediction({}, {})  # no grade shown, not even in details
         return (f"## {assessment.sentence()}", _quality_hint(assessment), _ask_prompt(assessment),
-                prediction.side if prediction else None, (prediction.scratch or None) if prediction else None,
-                assessment.note, *form)
+                shown.side or None, shown.scratch or None, assessment.note, *form)
 
     @_clear_errors
     def ui_heatmap(payload):
@@ -330,9 +337,8 @@ def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: i
     def api_predict(payload) -> dict:
         assessment = grader.assess(grader.read_upload(_upload_path(payload)))
         prediction = assessment.prediction
-        return {"summary": assessment.sentence(), "side": prediction.side if prediction else None,
-                "scratch": (prediction.scratch or None) if prediction else None,
-                "graded": bool(prediction and prediction.scratch), "note": assessment.note.replace("**", ""),
+        return {"summary": assessment.sentence(), "side": prediction.side, "scratch": prediction.scratch or None,
+                "graded": bool(prediction.scratch), "note": assessment.note.replace("**", ""),
                 "ask": assessment.ask, "ask_reason": assessment.ask_reason, "quality": assessment.quality.to_dict(),
                 **grader.models}
 
