@@ -90,3 +90,14 @@ def test_the_library_never_imports_a_command_or_an_app_and_commands_never_import
             if layer(module) == "command" and layer(target) != "library" and target != "phonegrade.commands":
                 wrong.append(f"command {module} imports {target}")
     assert wrong == []
+
+
+def test_the_package_never_imports_app_py():
+    """app.py is a checkout's thin wrapper over phonegrade.demo; an installed wheel has no app.py."""
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            wrong += [f"{path.name} imports {name}" for name in names if name.split(".")[0] == "app"]
+    assert wrong == []
