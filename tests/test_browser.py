@@ -73,9 +73,21 @@ def grade(page, photo: Path) -> None:
     expect(page.locator("#summary")).to_contain_text("%", timeout=60_000)
 
 
-def horizontal_overflow(page) -> int:
-    """How many pixels the page is wider than the window (0: nothing to scroll sideways)."""
-    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+# Visible elements that reach past the window's right edge, other than inside a box that scrolls sideways (where all
+# of them can be reached): a page that is wider than the screen, or content cut off by its container.
+ELEMENTS_PAST_THE_EDGE = """() => [...document.querySelectorAll("body *")].filter(element => {
+    const box = element.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0 || box.right <= window.innerWidth + 1) return false;
+    for (let up = element.parentElement; up && up !== document.body; up = up.parentElement)
+        if (["auto", "scroll"].includes(getComputedStyle(up).overflowX)) return false;
+    return true;
+}).map(element => `${element.tagName.toLowerCase()}#${element.id}.${element.className}`)"""
+
+
+def horizontal_overflow(page) -> tuple[int, list[str]]:
+    """How many pixels the page is wider than the window, and the elements reaching past its edge."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth"), page.evaluate(
+        ELEMENTS_PAST_THE_EDGE)
 
 
 def test_grade_ask_explain_and_answer_in_the_browser(browser, default_app, tmp_path):
@@ -139,5 +151,5 @@ def test_the_page_fits_a_phone_screen(browser, default_app):
         page.locator(f"#{section.lower()}").get_by_text(section, exact=True).click()
     expect(page.get_by_text("trained on").first).to_be_visible()
     assert page.evaluate("window.innerWidth") == 390
-    assert horizontal_overflow(page) == 0
+    assert horizontal_overflow(page) == (0, [])
     page.close()
