@@ -35,7 +35,7 @@ from .quality import QualityReport, measure_quality
 DEFAULT_MAX_UPLOAD_MB = 20
 DEFAULT_CONCURRENCY = 4
 # Ask the uploader to confirm when a model's top two probabilities are closer than this. On the real development
-# photos' out-of-fold predictions (benchmarks/ask_margin.py, docs/asking.md) it asks about 4 to 7 % of photos per
+# photos' out-of-fold predictions (benchmarks/ask_margin.py, docs/demo.md) it asks about 4 to 7 % of photos per
 # model and catches 60 to 70 % of the wrong grades.
 DEFAULT_ASK_MARGIN = 0.4
 # How the page names labels in its sentence.
@@ -443,7 +443,7 @@ def add_options(parser: argparse.ArgumentParser, corrections_dir: str) -> None:
     parser.add_argument("--ask-margin", type=_ask_margin,
                         default=env("PHONEGRADE_ASK_MARGIN", str(DEFAULT_ASK_MARGIN)),  # argparse checks it
                         help="ask the uploader to confirm when a model's top two probabilities are closer than this "
-                             "(0: never ask; docs/asking.md) [PHONEGRADE_ASK_MARGIN]")
+                             "(0: never ask; docs/demo.md) [PHONEGRADE_ASK_MARGIN]")
     parser.add_argument("--corrections-dir", default=env("PHONEGRADE_CORRECTIONS_DIR", corrections_dir),
                         help="where flagged corrections are stored [PHONEGRADE_CORRECTIONS_DIR]")
     parser.add_argument("--corrections-repo", default=env("PHONEGRADE_CORRECTIONS_REPO"),
