@@ -52,11 +52,15 @@ STAGING_DIR = ".staging"
 REMOVALS_LOG = ".removals"  # removed records (id and folder), still to be deleted from the Hub repo
 MAX_COMMENT_CHARS = 500
 LICENCE = "CC-BY-4.0"  # what a sender who ticks consent contributes the photo under
+# How a record came: "flagged" when the user reported a prediction of their own accord, "asked" when the demo was
+# unsure and asked them to confirm or correct it.
+SOURCES = ("flagged", "asked")
 # Every record of a kind has every field with the same type: `datasets` needs one schema across metadata files.
 FIELDS = ("file_name", "record_id", "timestamp", "content_hash", "width", "height",
           "predicted_side", "side_probabilities", "corrected_side",
           "predicted_scratch", "scratch_probabilities", "corrected_scratch",
-          "side_model", "side_revision", "scratch_model", "scratch_revision", "comment", "licence", "photo_stored")
+          "side_model", "side_revision", "scratch_model", "scratch_revision", "comment", "licence", "photo_stored",
+          "source")
 LABELS_ONLY_FIELDS = tuple(f for f in FIELDS if f != "file_name")
 
 
@@ -117,10 +121,12 @@ class CorrectionStore:
 
     def add(self, image: Image.Image, prediction: Prediction, corrected_side: str | None = None,
             corrected_scratch: str | None = None, models: dict[str, str | None] | None = None,
-            comment: str | None = None, consent: bool = False) -> str:
+            comment: str | None = None, consent: bool = False, source: str = "flagged") -> str:
         """Store one correction; returns its record id once it is safely on disk. With `consent` (the sender
         contributes the photo under CC BY 4.0) the photo is kept; without it only its labels, probabilities and
-        pixel hash are."""
+        pixel hash are. `source`: one of SOURCES."""
+        if source not in SOURCES:
+            raise CorrectionError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
         corrected_side = _check_label("side", corrected_side)
         corrected_scratch = _check_label("scratch", corrected_scratch)
         if not corrected_side and not corrected_scratch:
@@ -141,6 +147,7 @@ class CorrectionStore:
             "scratch_model": str(models.get("scratch_model") or ""),
             "scratch_revision": str(models.get("scratch_revision") or ""),
             "comment": clean_comment(comment), "licence": LICENCE if consent else None, "photo_stored": consent,
+            "source": source,
         }
         if consent:
             buffer = io.BytesIO()
@@ -305,9 +312,12 @@ def latest_by_image(rows: Iterable[dict], task: str) -> dict[str, dict]:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Counts per task and corrected label, and how often the correction disagreed with the model; and how many
-    records have no photo (their sender did not contribute it), which no training can use."""
-    summary: dict = {"records": len(rows), "without_photo": sum(not has_photo(r) for r in rows)}
+    """Counts per task and corrected label, and how often the correction disagreed with the model; how many
+    records have no photo (their sender did not contribute it), which no training can use; and how many came
+    of the demo asking (`by_source`; records written before it asked count as flagged)."""
+    summary: dict = {"records": len(rows), "without_photo": sum(not has_photo(r) for r in rows),
+                     "by_source": {source: sum((r.get("source") or "flagged") == source for r in rows)
+                                   for source in SOURCES}}
     for task in TASK_LABELS:
         corrected = [r for r in rows if r.get(f"corrected_{task}")]
         summary[task] = {

@@ -1,28 +1,48 @@
 """The Gradio demo: grade a phone photo, and let users report wrong predictions into a corrections dataset.
 
-`Grader` holds the logic (usable without Gradio); `build_demo` wires it to a page and two named API
-endpoints, `/predict` and `/flag`.
+`Grader` holds the logic (usable without Gradio): capture quality first, then the side model, then the scratch
+model for front views; it asks the uploader to confirm when a model is unsure, and explains a grade with a heatmap.
+`build_demo` wires it to a page and three named API endpoints, `/predict`, `/explain` and `/flag`; `add_options`
+and `serve` are the command line that `phonegrade demo` and `app.py` share.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import hashlib
 import html
+import io
 import logging
 import os
+import signal
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from .classifier import PhoneGradeClassifier
 from .corrections import CorrectionStore, Prediction
-from .errors import CorrectionError, ImageLoadError
+from .errors import ConfigError, ImageLoadError, ModelLoadError, PhoneGradeError
+from .explain import explanation_png
 from .hub import WEIGHTS_NAME
 from .images import load_image
 from .labels import SCRATCH_LABELS, SIDE_LABELS
+from .quality import QualityReport, measure_quality
 
 DEFAULT_MAX_UPLOAD_MB = 20
 DEFAULT_CONCURRENCY = 4
+# Ask the uploader to confirm when a model's top two probabilities are closer than this. On the real development
+# photos' out-of-fold predictions (benchmarks/ask_margin.py, docs/demo.md) it asks about 4 to 7 % of photos per
+# model and catches 60 to 70 % of the wrong grades.
+DEFAULT_ASK_MARGIN = 0.4
+# How the page names labels in its sentence.
+SIDE_WORDS = {"front": "Front view", "back": "Back view", "none": "Not a phone"}
+SCRATCH_WORDS = {"major_scratch": "major scratches", "minor_scratch": "minor scratches", "no_scratch": "no scratches"}
+DAMAGE_LABELS = ("major_scratch", "minor_scratch")  # what a scratch heatmap shows, the likelier of the two
+HEATMAP_MAX_SIDE = 768
 log = logging.getLogger("phonegrade.demo")
 
 
@@ -71,13 +91,62 @@ def describe_training_data(model: LoadedModel) -> str:
     return f"{model_name} trained on {described}{measured}"
 
 
+def top_two_margin(probabilities: dict[str, float]) -> float:
+    """The top probability minus the runner-up's: small when a model hesitates between two labels."""
+    first, second = sorted(probabilities.values(), reverse=True)[:2]
+    return first - second
+
+
+def percent(p: float) -> str:
+    return f"{round(p * 100)} %"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the demo says about one photo: its capture quality, the models' probabilities (scratch empty when not
+    graded), why scratches were not graded (`note`), and why the uploader is asked to confirm (`ask_reason`)."""
+
+    quality: QualityReport
+    prediction: Prediction
+    note: str
+    ask_reason: str
+
+    @property
+    def gradable(self) -> bool:
+        return not self.quality.too_poor_to_grade
+
+    @property
+    def ask(self) -> bool:
+        return bool(self.ask_reason)
+
+    def sentence(self) -> str:
+        """The result in one line, e.g. "Front view — major scratches, 80 %"."""
+        if not self.gradable:
+            return "Cannot grade this photo"
+        side = Prediction.top(self.prediction.side)
+        if not self.prediction.scratch:
+            return f"{SIDE_WORDS[side]}, {percent(self.prediction.side[side])}"
+        scratch = Prediction.top(self.prediction.scratch)
+        return f"{SIDE_WORDS[side]} — {SCRATCH_WORDS[scratch]}, {percent(self.prediction.scratch[scratch])}"
+
+
+def _unsure(task: str, probabilities: dict[str, float]) -> str:
+    words = SCRATCH_WORDS if task == "scratch" else {label: text.lower() for label, text in SIDE_WORDS.items()}
+    first, second = sorted(probabilities, key=probabilities.get, reverse=True)[:2]
+    return (f"the {task} model is unsure between {words[first]} ({percent(probabilities[first])}) and "
+            f"{words[second]} ({percent(probabilities[second])}).")
+
+
 class Grader:
-    """Side model → scratch model (front views only) → optional correction stored in a CorrectionStore."""
+    """Quality check → side model → scratch model (front views only) → optional correction stored in a
+    CorrectionStore. `ask_margin`: ask the uploader to confirm when a model's top two probabilities are closer."""
 
     def __init__(self, side: LoadedModel, scratch: LoadedModel, store: CorrectionStore,
-                 max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024):
+                 max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024,
+                 ask_margin: float = DEFAULT_ASK_MARGIN):
         self.side, self.scratch, self.store = side, scratch, store
         self.max_upload_bytes = max_upload_bytes
+        self.ask_margin = ask_margin
         # Folded once here, before any request: the first requests then only run the models.
         for model in (side, scratch):
             model.classifier.folded_net()
@@ -104,24 +173,64 @@ class Grader:
             return Prediction(side, {}), f"Scratches not graded: this looks like **{top}**, not a phone's front."
         return Prediction(side, self.scratch.classifier.predict([image], fold_batchnorm=True)[0]), ""
 
+    def assess(self, image) -> Assessment:
+        """Capture quality, the prediction, and whether to ask. A photo too poor to grade gets the side model's
+        probabilities (the API has always given them), no scratch grade, and no question."""
+        quality = measure_quality(image)
+        if quality.too_poor_to_grade:
+            side = self.side.classifier.predict([image], fold_batchnorm=True)[0]
+            return Assessment(quality, Prediction(side, {}), "Not graded: the photo is too poor to grade.", "")
+        prediction, note = self.predict(image)
+        reasons = [_unsure(task, probabilities) for task, probabilities in
+                   (("side", prediction.side), ("scratch", prediction.scratch))
+                   if probabilities and top_two_margin(probabilities) < self.ask_margin]
+        return Assessment(quality, prediction, note, " ".join(reason[0].upper() + reason[1:] for reason in reasons))
+
+    def explain(self, image, task: str | None = None, label: str | None = None,
+                max_side: int = HEATMAP_MAX_SIDE) -> tuple[Image.Image, str, str]:
+        """Grad-CAM heatmap over the photo; returns (image, task, label explained). `task` None: the scratch model
+        for a front view, the side model otherwise. `label` None: for the scratch model the likelier damage
+        (major or minor scratches: where the damage is), for the side model its prediction."""
+        if task not in (None, "side", "scratch"):
+            raise ConfigError(f"task must be side or scratch, got {task!r}")
+        if task is None:
+            task = "scratch" if self.predict(image)[0].scratch else "side"
+        model = self.scratch if task == "scratch" else self.side
+        if label is None and task == "scratch":
+            probabilities = model.classifier.predict([image], fold_batchnorm=True)[0]
+            label = max(DAMAGE_LABELS, key=probabilities.get)
+        png, explained = explanation_png(model.classifier, image, label, max_side=max_side)
+        return Image.open(io.BytesIO(png)), task, explained
+
     def flag(self, image, corrected_side: str | None, corrected_scratch: str | None,
-             comment: str | None = None, consent: bool = False) -> str:
-        # The prediction stored is recomputed here: nothing the client claims about it is trusted. The photo is
-        # kept only with the sender's consent to contribute it under CC BY 4.0.
+             comment: str | None = None, consent: bool = False, asked: bool = False) -> str:
+        """Store a correction (`asked`: an answer to the page asking, rather than a report of the user's own).
+        The prediction stored is recomputed here: nothing the client claims about it is trusted. The photo is
+        kept only with the sender's consent to contribute it under CC BY 4.0."""
         prediction, _ = self.predict(image)
         return self.store.add(image, prediction, corrected_side or None, corrected_scratch or None,
-                              self.models, comment, consent=consent)
+                              self.models, comment, consent=consent, source="asked" if asked else "flagged")
 
 
-def _header(grader: Grader) -> str:
+def _models_table(grader: Grader) -> str:
     rows = []
     for task, model in (("side", grader.side), ("scratch", grader.scratch)):
         rows.append(f"| {task} | `{html.escape(model.model_id)}` | `{model.revision}` | "
                     f"{describe_training_data(model)} |")
-    return ("# phonegrade\n"
-            "Upload a photo of a phone: which side it shows, and — for a front view — how scratched the screen is. "
-            "If a prediction is wrong, report it below: corrections train the next model.\n\n"
-            "| task | model | revision | |\n|---|---|---|---|\n" + "\n".join(rows))
+    return "| task | model | revision | |\n|---|---|---|---|\n" + "\n".join(rows)
+
+
+INTRO = ("# phonegrade\n"
+         "Upload a photo of a phone: which side it shows, and — for a front view — how scratched the screen is. "
+         "If a prediction is wrong, report it below: corrections train the next model.")
+CONSENT_LABEL = ("Contribute this photo under CC BY 4.0 (it may be published in the corrections dataset and used to "
+                 "train models). Unticked, only the labels, the probabilities and a hash of the pixels are kept.")
+# Phone-sized screens: nothing wider than the screen (long model names and tables scroll inside their box).
+PAGE_CSS = """
+#summary h2 { margin: 0.2em 0; }
+#models table { display: block; overflow-x: auto; }
+#models code, #summary, #ask, #quality { overflow-wrap: anywhere; }
+"""
 
 
 def _clear_errors(fn):
@@ -134,7 +243,7 @@ def _clear_errors(fn):
     def handler(*args):
         try:
             return fn(*args)
-        except (ImageLoadError, CorrectionError) as err:
+        except PhoneGradeError as err:
             raise gr.Error(html.escape(str(err), quote=False), print_exception=False) from None
         except Exception:  # noqa: BLE001 - anything unexpected: the details stay in the server log
             log.exception("%s failed", fn.__name__)
@@ -158,14 +267,30 @@ def _upload_path(payload: dict | None) -> str | None:
     raise ImageLoadError("upload: send the image as a file")  # e.g. an inline data: URL
 
 
+def _quality_hint(assessment: Assessment) -> str:
+    if not assessment.quality.warnings:
+        return ""
+    lead = "**Retake hint:**" if assessment.gradable else "**Too poor to grade.**"
+    return lead + "\n" + "\n".join(f"- {html.escape(warning)}" for warning in assessment.quality.warnings)
+
+
+def _ask_prompt(assessment: Assessment) -> str:
+    if not assessment.ask:
+        return ""
+    return (f"**Not sure about this one.** {html.escape(assessment.ask_reason)} Is the grade right? Confirm or "
+            "correct it in the form below and press *Send answer*.")
+
+
 def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: int = DEFAULT_CONCURRENCY,
                queue_size: int = 256, upload_ttl_s: int | None = None, analytics: bool = False):
-    """The page and its /predict and /flag endpoints.
+    """The page and its /predict, /explain and /flag endpoints (launch it with css=PAGE_CSS).
 
-    concurrency: requests processed at once over all events (they share the models); up to `queue_size` more
-    wait in Gradio's queue. upload_ttl_s: Gradio deletes uploaded files from its cache (GRADIO_TEMP_DIR) once
-    they are this old, checking every quarter of it (None: never). analytics: let Gradio send its usage
-    telemetry to gradio.app (off: the page makes no outside connection of its own).
+    The page shows the grade as a sentence first, with capture-quality hints and, when a model is unsure, a
+    question; the heatmap follows as a second step, so that it never delays the grade (it costs about one more
+    prediction). concurrency: requests processed at once over all events (they share the models); up to
+    `queue_size` more wait in Gradio's queue. upload_ttl_s: Gradio deletes uploaded files from its cache
+    (GRADIO_TEMP_DIR) once they are this old, checking every quarter of it (None: never). analytics: let Gradio
+    send its usage telemetry to gradio.app (off: the page makes no outside connection of its own).
     """
     import gradio as gr
 
@@ -173,67 +298,222 @@ def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: i
     def ui_predict(payload):
         path = _upload_path(payload)
         if not path:
-            return None, None, ""
-        prediction, note = grader.predict(grader.read_upload(path))
-        return prediction.side, prediction.scratch or None, note
+            return ("", "", "", None, None, "", gr.update(), gr.update(), "flagged", gr.update(),
+                    gr.update(value="Submit correction"))
+        assessment = grader.assess(grader.read_upload(path))
+        prediction = assessment.prediction
+        if assessment.ask:  # the form, opened and filled in with the grade: confirming is one click
+            form = (gr.update(value=Prediction.top(prediction.side)),
+                    gr.update(value=Prediction.top(prediction.scratch)), "asked", gr.update(open=True),
+                    gr.update(value="Send answer"))
+        else:
+            form = (gr.update(value=""), gr.update(value=""), "flagged", gr.update(),
+                    gr.update(value="Submit correction"))
+        shown = prediction if assessment.gradable else Prediction({}, {})  # no grade shown, not even in details
+        return (f"## {assessment.sentence()}", _quality_hint(assessment), _ask_prompt(assessment),
+                shown.side or None, shown.scratch or None, assessment.note, *form)
 
     @_clear_errors
-    def ui_flag(payload, corrected_side, corrected_scratch, comment):
+    def ui_heatmap(payload):
+        path = _upload_path(payload)
+        if not path:
+            return gr.update(value=None, label="Heatmap")
+        image = grader.read_upload(path)
+        if measure_quality(image).too_poor_to_grade:
+            return gr.update(value=None, label="Heatmap")
+        explained, task, label = grader.explain(image)
+        words = SCRATCH_WORDS[label] if task == "scratch" else SIDE_WORDS[label].lower()
+        return gr.update(value=explained, label=f"Heatmap: where the {task} model sees {words}")
+
+    @_clear_errors
+    def ui_flag(payload, corrected_side, corrected_scratch, comment, consent, source):
         image = grader.read_upload(_upload_path(payload))
-        record_id = grader.flag(image, corrected_side, corrected_scratch, comment)
-        return f"Saved, thank you. Record `{record_id}`."
+        record_id = grader.flag(image, corrected_side, corrected_scratch, comment, consent=bool(consent),
+                                asked=source == "asked")
+        kept = "with the photo" if consent else "without the photo"
+        return f"Saved {kept}, thank you. Record `{record_id}`."
 
     @_clear_errors
     def api_predict(payload) -> dict:
-        prediction, note = grader.predict(grader.read_upload(_upload_path(payload)))
-        return {"side": prediction.side, "scratch": prediction.scratch or None, "graded": bool(prediction.scratch),
-                "note": note.replace("**", ""), **grader.models}
+        assessment = grader.assess(grader.read_upload(_upload_path(payload)))
+        prediction = assessment.prediction
+        return {"summary": assessment.sentence(), "side": prediction.side, "scratch": prediction.scratch or None,
+                "graded": bool(prediction.scratch), "note": assessment.note.replace("**", ""),
+                "ask": assessment.ask, "ask_reason": assessment.ask_reason, "quality": assessment.quality.to_dict(),
+                **grader.models}
 
     @_clear_errors
-    def api_flag(payload, corrected_side, corrected_scratch, comment) -> dict:
+    def api_explain(payload, task, label):
+        image, _, _ = grader.explain(grader.read_upload(_upload_path(payload)), task or None, label or None)
+        return image
+
+    @_clear_errors
+    def api_flag(payload, corrected_side, corrected_scratch, comment, consent, asked) -> dict:
         image = grader.read_upload(_upload_path(payload))
-        return {"record_id": grader.flag(image, corrected_side, corrected_scratch, comment)}
+        return {"record_id": grader.flag(image, corrected_side, corrected_scratch, comment, consent=bool(consent),
+                                         asked=bool(asked))}
 
     delete_cache = (max(1, upload_ttl_s // 4), upload_ttl_s) if upload_ttl_s else None
     # One concurrency group for every event: `concurrency` bounds the requests running at once, not per event.
     # preprocess=False: handlers get the raw payloads (see _upload_path).
     limit = {"concurrency_id": "grader", "preprocess": False}
     with gr.Blocks(title="phonegrade", delete_cache=delete_cache, analytics_enabled=analytics) as demo:
-        gr.Markdown(_header(grader))
+        gr.Markdown(INTRO)
         with gr.Row():
-            with gr.Column():
+            with gr.Column(min_width=280):
                 image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Phone photo",
                                  height=360, elem_id="photo")
                 grade = gr.Button("Grade", variant="primary", elem_id="grade")
                 if examples:
                     gr.Examples(examples, inputs=image, label="Examples")
-            with gr.Column():
-                side_out = gr.Label(num_top_classes=len(SIDE_LABELS), label="Side", elem_id="side")
-                scratch_out = gr.Label(num_top_classes=len(SCRATCH_LABELS), label="Scratch grade",
-                                       elem_id="scratch")
-                note = gr.Markdown(elem_id="note")
-        with gr.Accordion("Report a wrong prediction", open=True):
+            with gr.Column(min_width=280):
+                summary = gr.Markdown(elem_id="summary")
+                quality = gr.Markdown(elem_id="quality")
+                ask = gr.Markdown(elem_id="ask")
+                heatmap_out = gr.Image(label="Heatmap", interactive=False, format="png", height=360,
+                                       elem_id="heatmap")
+                with gr.Accordion("Details", open=False, elem_id="details"):
+                    side_out = gr.Label(num_top_classes=len(SIDE_LABELS), label="Side", elem_id="side")
+                    scratch_out = gr.Label(num_top_classes=len(SCRATCH_LABELS), label="Scratch grade",
+                                           elem_id="scratch")
+                    note = gr.Markdown(elem_id="note")
+        with gr.Accordion("Report a wrong prediction", open=False, elem_id="report") as report:
             with gr.Row():
-                side_fix = gr.Dropdown(["", *SIDE_LABELS], value="", label="Correct side", elem_id="side-fix")
+                side_fix = gr.Dropdown(["", *SIDE_LABELS], value="", label="Correct side", elem_id="side-fix",
+                                       min_width=160)
                 scratch_fix = gr.Dropdown(["", *SCRATCH_LABELS], value="", label="Correct scratch grade",
-                                          elem_id="scratch-fix")
+                                          elem_id="scratch-fix", min_width=160)
             comment = gr.Textbox(label="Comment (optional)", max_lines=3, elem_id="comment")
+            consent = gr.Checkbox(False, label=CONSENT_LABEL, elem_id="consent")
+            source = gr.State("flagged")  # "asked" while the form answers the page's question
             submit = gr.Button("Submit correction", elem_id="submit-correction")
             status = gr.Markdown(elem_id="flag-status")
+        with gr.Accordion("Models", open=False, elem_id="models"):
+            gr.Markdown(_models_table(grader))
 
-        outputs = [side_out, scratch_out, note]
-        image.change(ui_predict, image, outputs, api_visibility="private", **limit)
-        grade.click(ui_predict, image, outputs, api_visibility="private", **limit)
-        submit.click(ui_flag, [image, side_fix, scratch_fix, comment], status, api_visibility="private", **limit)
+        outputs = [summary, quality, ask, side_out, scratch_out, note, side_fix, scratch_fix, source, report, submit]
+        for trigger in (image.change, grade.click):
+            trigger(ui_predict, image, outputs, api_visibility="private", **limit).success(
+                ui_heatmap, image, heatmap_out, api_visibility="private", **limit)
+        submit.click(ui_flag, [image, side_fix, scratch_fix, comment, consent, source], status,
+                     api_visibility="private", **limit)
 
-        # Script-friendly endpoints with plain JSON results: /predict and /flag.
+        # Script-friendly endpoints: /predict and /flag answer plain JSON, /explain an image file.
         with gr.Column(visible=False):
             # A file, not an image: scripts send any file and get load_image's clear errors.
             api_image = gr.File()
             api_side, api_scratch, api_comment = gr.Textbox(), gr.Textbox(), gr.Textbox()
+            api_consent, api_asked = gr.Checkbox(False), gr.Checkbox(False)
+            api_task = gr.Textbox("", label="task: side, scratch, or empty for the page's choice")
+            api_label = gr.Textbox("", label="label to explain, or empty")
             api_result = gr.JSON()
+            api_heatmap = gr.Image(format="png")
             gr.Button().click(api_predict, api_image, api_result, api_name="predict", **limit)
-            gr.Button().click(api_flag, [api_image, api_side, api_scratch, api_comment], api_result,
-                              api_name="flag", **limit)
+            gr.Button().click(api_explain, [api_image, api_task, api_label], api_heatmap, api_name="explain",
+                              **limit)
+            gr.Button().click(api_flag, [api_image, api_side, api_scratch, api_comment, api_consent, api_asked],
+                              api_result, api_name="flag", **limit)
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     return demo
+
+
+# ---------------------------------------------------------------- the command line (`phonegrade demo`, app.py)
+
+def _ask_margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 (never ask) and 1, got {text}")
+    return value
+
+
+def add_options(parser: argparse.ArgumentParser, corrections_dir: str) -> None:
+    """The demo's options; each can also be set with the environment variable in its help."""
+    from . import DEFAULT_MODELS
+
+    env = os.environ.get
+    parser.add_argument("--side-model", default=env("PHONEGRADE_SIDE_MODEL", DEFAULT_MODELS["side"]),
+                        help="side model: local folder or Hub model id [PHONEGRADE_SIDE_MODEL]")
+    parser.add_argument("--side-revision", default=env("PHONEGRADE_SIDE_REVISION"), help="Hub revision")
+    parser.add_argument("--scratch-model", default=env("PHONEGRADE_SCRATCH_MODEL", DEFAULT_MODELS["scratch"]),
+                        help="scratch model: local folder or Hub model id [PHONEGRADE_SCRATCH_MODEL]")
+    parser.add_argument("--scratch-revision", default=env("PHONEGRADE_SCRATCH_REVISION"), help="Hub revision")
+    parser.add_argument("--ask-margin", type=_ask_margin,
+                        default=env("PHONEGRADE_ASK_MARGIN", str(DEFAULT_ASK_MARGIN)),  # argparse checks it
+                        help="ask the uploader to confirm when a model's top two probabilities are closer than this "
+                             "(0: never ask; docs/demo.md) [PHONEGRADE_ASK_MARGIN]")
+    parser.add_argument("--corrections-dir", default=env("PHONEGRADE_CORRECTIONS_DIR", corrections_dir),
+                        help="where flagged corrections are stored [PHONEGRADE_CORRECTIONS_DIR]")
+    parser.add_argument("--corrections-repo", default=env("PHONEGRADE_CORRECTIONS_REPO"),
+                        help="Hub dataset repo the corrections are pushed to in the background "
+                             "[PHONEGRADE_CORRECTIONS_REPO]")
+    parser.add_argument("--push-every", type=float, default=float(env("PHONEGRADE_PUSH_EVERY", "300")),
+                        help="seconds between background pushes of new corrections")
+    parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--max-upload-mb", type=float, default=float(env("PHONEGRADE_MAX_UPLOAD_MB", "20")),
+                        help="largest accepted upload")
+    parser.add_argument("--concurrency", type=int, default=int(env("PHONEGRADE_CONCURRENCY", "4")),
+                        help="requests processed at once (the rest wait in Gradio's queue)")
+    parser.add_argument("--upload-dir",
+                        default=env("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "phonegrade-uploads")),
+                        help="Gradio's cache of uploaded files [GRADIO_TEMP_DIR]")
+    parser.add_argument("--analytics", action="store_true", default=env("PHONEGRADE_ANALYTICS") == "1",
+                        help="send Gradio's usage analytics to gradio.app (off by default: the demo makes no "
+                             "outside connection unless a Hub repo is given) [PHONEGRADE_ANALYTICS=1]")
+    parser.add_argument("--upload-ttl", type=int, default=int(env("PHONEGRADE_UPLOAD_TTL", "3600")),
+                        help="seconds an uploaded file is kept in --upload-dir (0: never deleted)")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def serve(args: argparse.Namespace, prog: str) -> int:
+    """Load the models and serve the page until interrupted; `prog` names the command in error messages."""
+    from . import EXAMPLES_DIR
+    from .corrections import HubPusher, bound_hub_requests
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ["GRADIO_TEMP_DIR"] = args.upload_dir  # read by Gradio when the page is built and served
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = str(args.analytics)  # read by Gradio's version check and telemetry
+    try:
+        side = load_model(args.side_model, args.side_revision)
+        scratch = load_model(args.scratch_model, args.scratch_revision)
+    except ModelLoadError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    for task, model in (("side", side), ("scratch", scratch)):
+        if model.classifier.task != task:
+            print(f"{prog}: error: --{task}-model {model.model_id} is a {model.classifier.task} model",
+                  file=sys.stderr)
+            return 2
+    store = CorrectionStore(args.corrections_dir)
+    try:
+        store.ensure()
+        store.clean_staging()
+    except OSError as err:  # predictions do not need the folder; each correction will say why it fails
+        log.warning("corrections folder %s is not usable (%s): corrections cannot be saved until it is",
+                    args.corrections_dir, err)
+    pusher = None
+    if args.corrections_repo:
+        bound_hub_requests()  # a Hub that stops answering fails a push (its records stay queued), never hangs it
+        pusher = HubPusher(store, args.corrections_repo, every_s=args.push_every).start()
+    max_bytes = int(args.max_upload_mb * 1024 * 1024)
+    grader = Grader(side, scratch, store, max_upload_bytes=max_bytes, ask_margin=args.ask_margin)
+    examples = sorted(str(p) for p in Path(EXAMPLES_DIR).glob("*.png"))
+    demo = build_demo(grader, examples, concurrency=args.concurrency, upload_ttl_s=args.upload_ttl or None,
+                      analytics=args.analytics)
+    # SIGTERM (docker stop, systemd) closes the app like Ctrl-C does: Gradio deletes the uploads it holds, and the
+    # corrections pusher makes its last push (for at most corrections.FINAL_PUSH_BUDGET_S).
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        # show_error=False: only gr.Error messages (clear, ours) reach the client, never other exceptions' text.
+        demo.launch(server_name=args.host, server_port=args.port, max_file_size=max_bytes, show_error=False,
+                    css=PAGE_CSS)
+    finally:
+        if pusher:
+            pusher.stop()
+    return 0

@@ -1,4 +1,5 @@
-"""The package's layers import one way: library ← commands ← apps (the CLI, the demo, the training script).
+"""The package's layers import one way: library ← commands ← apps (the CLI, the training script). The demo's page
+(phonegrade.demo) is library code: `phonegrade demo` and app.py both serve it.
 
 The graph is read from the source (every import statement, those inside functions included), not from what a
 run happens to import."""
@@ -7,7 +8,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "phonegrade"
-APPS = {"phonegrade.cli", "phonegrade.demo", "phonegrade.train"}
+APPS = {"phonegrade.cli", "phonegrade.train"}
 
 
 def module_name(path: Path) -> str:
@@ -88,4 +89,15 @@ def test_the_library_never_imports_a_command_or_an_app_and_commands_never_import
                 wrong.append(f"library {module} imports {target}")
             if layer(module) == "command" and layer(target) != "library" and target != "phonegrade.commands":
                 wrong.append(f"command {module} imports {target}")
+    assert wrong == []
+
+
+def test_the_package_never_imports_app_py():
+    """app.py is a checkout's thin wrapper over phonegrade.demo; an installed wheel has no app.py."""
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            wrong += [f"{path.name} imports {name}" for name in names if name.split(".")[0] == "app"]
     assert wrong == []

@@ -49,3 +49,42 @@ def test_predict_reports_unreadable_files_and_exits_non_zero(trained_side_model,
 def test_missing_model_is_one_clear_error_line(tmp_path, capsys):
     assert cli_main(["predict", "--model", str(tmp_path / "nothing"), "x.jpg"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_demo_help_lists_the_options_app_py_has(capsys):
+    import runpy
+
+    from .conftest import ROOT
+
+    def options(main) -> set[str]:
+        with pytest.raises(SystemExit) as exited:
+            main(["--help"])
+        assert exited.value.code == 0
+        return set(re.findall(r"(--[a-z][a-z-]+)", capsys.readouterr().out))
+
+    listed = options(lambda argv: cli_main(["demo", *argv]))
+    assert {"--side-model", "--scratch-model", "--ask-margin", "--corrections-dir", "--corrections-repo", "--host",
+            "--port", "--max-upload-mb", "--analytics"} <= listed
+    assert options(runpy.run_path(str(ROOT / "app.py"))["main"]) == listed
+
+
+def test_demo_refuses_an_ask_margin_outside_0_to_1(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["demo", "--ask-margin", "1.5"])
+    assert "--ask-margin: must be between 0 (never ask) and 1" in capsys.readouterr().err
+
+
+def test_the_dockerfile_serves_phonegrade_demo_on_its_exposed_port():
+    import json
+
+    from phonegrade.cli import build_parser
+
+    from .conftest import ROOT
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    (command,) = re.findall(r"^CMD (\[.*\])$", dockerfile, re.M)
+    program, *argv = json.loads(command)
+    args = build_parser().parse_args(argv)
+    assert program == "phonegrade" and args.run.__module__ == "phonegrade.commands.demo"
+    assert args.host == "0.0.0.0" and f"EXPOSE {args.port}" in dockerfile
+    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)

@@ -4,15 +4,25 @@ import pytest
 import torch
 from PIL import Image
 
-from phonegrade.corrections import CorrectionStore, content_hash
-from phonegrade.demo import Grader, load_model
-from phonegrade.errors import CorrectionError
+from phonegrade.corrections import CorrectionStore, Prediction, content_hash, summarize
+from phonegrade.demo import Assessment, Grader, load_model, top_two_margin
+from phonegrade.errors import ConfigError, CorrectionError
+from phonegrade.quality import measure_quality
 
 
 @pytest.fixture
 def grader(trained_side_model, trained_scratch_model, tmp_path):
     return Grader(load_model(str(trained_side_model)), load_model(str(trained_scratch_model)),
                   CorrectionStore(tmp_path / "corrections"), max_upload_bytes=200_000)
+
+
+@pytest.fixture(scope="module")
+def gradable_photo(side_data, tmp_path_factory):
+    """A 48 px test photo enlarged to 96 px: the synthetic photos are too small to grade (phonegrade.quality);
+    96 px is gradable, with a warning that it is small."""
+    path = tmp_path_factory.mktemp("gradable") / "front.png"
+    Image.open(next((side_data / "val" / "front").iterdir())).convert("RGB").resize((96, 96)).save(path)
+    return path
 
 
 def test_local_models_are_identified_by_a_weights_hash(grader):
@@ -62,6 +72,66 @@ def test_flag_keeps_the_photo_only_with_consent(grader, side_data):
     assert Image.open(records[with_consent]["image_path"]).tobytes() == image.tobytes()
 
 
+def test_the_grade_reads_as_a_sentence():
+    quality = measure_quality(Image.new("RGB", (200, 200), "white"))
+    front = Prediction({"front": 0.9, "back": 0.05, "none": 0.05},
+                       {"major_scratch": 0.8, "minor_scratch": 0.15, "no_scratch": 0.05})
+    assert Assessment(quality, front, "", "").sentence() == "Front view — major scratches, 80 %"
+    back = Prediction({"front": 0.1, "back": 0.7, "none": 0.2}, {})
+    assert Assessment(quality, back, "not graded", "").sentence() == "Back view, 70 %"
+    too_poor = measure_quality(Image.new("RGB", (40, 40)))
+    assert Assessment(too_poor, back, "", "").sentence() == "Cannot grade this photo"
+
+
+def test_the_uploader_is_asked_when_a_model_is_unsure(grader, gradable_photo):
+    image = Image.open(gradable_photo)
+    prediction, _ = grader.predict(image)
+    margin = top_two_margin(prediction.side)
+    grader.ask_margin = margin + 1e-3  # just above the side model's margin on this photo: it asks
+    asked = grader.assess(image)
+    assert asked.ask and "The side model is unsure between" in asked.ask_reason
+    first = max(prediction.side, key=prediction.side.get)
+    assert f"({round(prediction.side[first] * 100)} %)" in asked.ask_reason
+    grader.ask_margin = 0  # never ask
+    assert not grader.assess(image).ask and grader.assess(image).ask_reason == ""
+
+
+def test_a_photo_too_poor_to_grade_gets_no_grade_and_a_poor_one_gets_a_hint(grader, side_data, gradable_photo):
+    grader.ask_margin = 1  # asks about every gradable photo
+    black = grader.assess(Image.new("RGB", (40, 40)))
+    assert not black.gradable and black.sentence() == "Cannot grade this photo" and not black.ask
+    assert black.prediction.scratch == {} and "too poor to grade" in black.note
+    assert any("black" in w for w in black.quality.warnings)
+    small = grader.assess(Image.open(gradable_photo))
+    assert small.gradable and small.ask and any("small" in w for w in small.quality.warnings)
+
+
+def test_explain_lays_a_heatmap_over_the_photo(grader, side_data):
+    image = Image.open(next((side_data / "val" / "front").iterdir())).convert("RGB")
+    explained, task, label = grader.explain(image, "scratch")
+    assert explained.size == image.size and explained.tobytes() != image.tobytes()
+    assert task == "scratch" and label in ("major_scratch", "minor_scratch")  # where the damage is
+    _, task, label = grader.explain(image, "side", "back")
+    assert (task, label) == ("side", "back")
+    _, task, _ = grader.explain(image)  # the page's choice: scratch for a front view, side otherwise
+    assert task == ("scratch" if grader.predict(image)[0].scratch else "side")
+    with pytest.raises(ConfigError, match="task must be side or scratch"):
+        grader.explain(image, "colour")
+
+
+def test_answers_to_the_page_asking_are_counted_apart_from_flags(grader, side_data, capsys):
+    from phonegrade.cli import main as cli_main
+
+    image = Image.open(next((side_data / "val" / "back").iterdir())).convert("RGB")
+    grader.flag(image, "back", "", None)
+    grader.flag(image, "back", "", None, asked=True)
+    grader.flag(image, "none", "", None, consent=True, asked=True)
+    assert [r["source"] for r in grader.store.records()] == ["flagged", "asked", "asked"]
+    assert summarize(grader.store.records())["by_source"] == {"flagged": 1, "asked": 2}
+    assert cli_main(["corrections", "show", "--source", str(grader.store.root)]) == 0
+    assert "1 flagged by users, 2 answers to the demo asking" in capsys.readouterr().out
+
+
 def test_flag_without_a_label_or_with_an_unknown_one_is_refused(grader):
     image = Image.new("RGB", (8, 8))
     with pytest.raises(CorrectionError, match="pick the correct"):
@@ -80,11 +150,13 @@ def test_uploads_over_the_size_limit_are_refused(grader, tmp_path):
         grader.read_upload(str(big))
 
 
-def test_api_predict_and_flag_through_gradio_client(running_app, side_data):
+def test_api_predict_and_flag_through_gradio_client(running_app, gradable_photo):
     from gradio_client import Client, handle_file
 
+    from phonegrade.demo import DEFAULT_ASK_MARGIN
+
     client = Client(running_app["url"], verbose=False)
-    photo = next((side_data / "val" / "front").iterdir())
+    photo = gradable_photo
     result = client.predict(handle_file(str(photo)), api_name="/predict")
     assert set(result["side"]) == {"front", "back", "none"}
     assert sum(result["side"].values()) == pytest.approx(1.0, abs=1e-4)
@@ -95,14 +167,50 @@ def test_api_predict_and_flag_through_gradio_client(running_app, side_data):
     else:
         assert result["scratch"] is None and f"looks like {top}" in result["note"]
     assert result["side_revision"].startswith("sha256:")
+    # The app runs at the default ask margin: it asks exactly when a model's top two are closer than that.
+    margins = [top_two_margin(probabilities) for probabilities in (result["side"], result["scratch"]) if probabilities]
+    assert result["ask"] == (min(margins) < DEFAULT_ASK_MARGIN) == bool(result["ask_reason"])
+    assert result["quality"]["gradable"] and any("small" in w for w in result["quality"]["warnings"])  # 96 px
+    assert result["summary"].startswith("Front view" if top == "front" else ("Back view", "Not a phone"))
 
     flagged = client.predict(handle_file(str(photo)), "front", "minor_scratch", "a test", api_name="/flag")
     store = CorrectionStore(running_app["corrections"])
     stored = {r["record_id"]: r for r in store.records()}
     record = stored[flagged["record_id"]]
     assert record["corrected_side"] == "front" and record["corrected_scratch"] == "minor_scratch"
-    # /flag asks no consent yet, so the record keeps the photo's pixel hash, not the photo.
+    # Without consent the record keeps the photo's pixel hash, not the photo; a flag unless it answers a question.
     assert record["image_path"] is None and record["content_hash"] == content_hash(Image.open(photo))
+    assert record["source"] == "flagged"
+    answered = client.predict(handle_file(str(photo)), "front", "", "", True, True, api_name="/flag")
+    record = {r["record_id"]: r for r in store.records()}[answered["record_id"]]
+    assert record["source"] == "asked" and record["licence"] == "CC-BY-4.0"
+    assert Image.open(record["image_path"]).tobytes() == Image.open(photo).convert("RGB").tobytes()
+
+
+def test_api_explain_returns_the_heatmap_as_an_image_file(running_app, gradable_photo):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(running_app["url"], verbose=False)
+    photo = gradable_photo
+    path = client.predict(handle_file(str(photo)), "scratch", "", api_name="/explain")
+    explained = Image.open(path)
+    assert explained.format == "PNG" and explained.size == Image.open(photo).size
+    with pytest.raises(AppError, match="unknown label 'cat' for the side model"):
+        client.predict(handle_file(str(photo)), "side", "cat", api_name="/explain")
+
+
+def test_api_predict_gives_no_grade_for_a_photo_too_poor_to_grade(running_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    black = tmp_path / "black.png"
+    Image.new("RGB", (40, 40)).save(black)
+    result = Client(running_app["url"], verbose=False).predict(handle_file(str(black)), api_name="/predict")
+    assert result["summary"] == "Cannot grade this photo" and not result["quality"]["gradable"]
+    # The side model's probabilities, as for every photo; no scratch grade and no question.
+    assert set(result["side"]) == {"front", "back", "none"} and result["scratch"] is None
+    assert not result["graded"] and not result["ask"] and "too poor to grade" in result["note"]
+    assert any("too small to grade" in w for w in result["quality"]["warnings"])
 
 
 def test_api_errors_are_clear_messages(running_app, side_data, tmp_path):

@@ -33,6 +33,11 @@ INSTALLED_USE = textwrap.dedent("""
     examples = sorted(str(p) for p in Path(EXAMPLES_DIR).glob("*.png"))
     assert examples
     demo = build_demo(Grader(side, scratch, store), examples)
+    import contextlib, io
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown), contextlib.suppress(SystemExit):
+        cli_main(["demo", "--help"])  # `phonegrade demo` serves the page from the wheel, without app.py
+    assert "--ask-margin" in shown.getvalue() and "--corrections-repo" in shown.getvalue()
     print("installed phonegrade works:", type(demo).__name__)
 """)
 

@@ -275,7 +275,9 @@ def test_hostile_comment_and_file_name_store_only_clean_content_under_generated_
     cached = Path(uploaded.json()[0])
     assert cached.name == f"{marker}.png" and ".." not in cached.parts  # Gradio keeps the base name only
     comment = f"<script>alert(1)</script><img src=x onerror=alert(2)>ok \x00\x1b[31m\r ../../etc/passwd {'A' * 900}"
-    done = run_event(url, fn_index(url, api_name="flag"), [file_data(str(cached), name), "back", "", comment])
+    # Every input, as the raw protocol needs: photo, side, scratch, comment, consent, asked.
+    done = run_event(url, fn_index(url, api_name="flag"), [file_data(str(cached), name), "back", "", comment, False,
+                                                           False])
     assert done["success"], done
     record_id = done["output"]["data"][0]["record_id"]
 
@@ -288,7 +290,7 @@ def test_hostile_comment_and_file_name_store_only_clean_content_under_generated_
                             r"|records/\d{4}-\d\d-\d\d/[0-9T]+-[0-9a-f]{12}-[0-9a-f]{6}(/image\.png|/metadata\.jsonl)?"
                             r"|labels_only/\d{4}-\d\d-\d\d/[0-9T]+-[0-9a-f]{12}-[0-9a-f]{6}(/record\.jsonl)?",
                             relative), relative
-    # /flag asks no consent yet: the record keeps no photo, so none of the uploaded bytes.
+    # Without consent the record keeps no photo, so none of the uploaded bytes.
     (folder,) = [p for p in root.glob("labels_only/*/*") if p.name == record_id]
     assert sorted(p.name for p in folder.iterdir()) == ["record.jsonl"]
     metadata = json.loads((folder / "record.jsonl").read_text())
@@ -307,7 +309,8 @@ def test_every_event_shares_one_bounded_queue(trained_side_model, trained_scratc
                     CorrectionStore(tmp_path))
     demo = build_demo(grader, concurrency=3, queue_size=50, upload_ttl_s=600)
     events = [fn for fn in demo.fns.values() if fn.fn is not None]
-    assert len(events) == 5 and {fn.concurrency_id for fn in events} == {"grader"}
+    # The page: grade (upload, button), heatmap (after each), correction; the API: predict, explain, flag.
+    assert len(events) == 8 and {fn.concurrency_id for fn in events} == {"grader"}
     assert demo._queue.default_concurrency_limit == 3 and demo._queue.max_size == 50
     assert demo.delete_cache == (150, 600)
 

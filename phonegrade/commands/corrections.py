@@ -77,7 +77,7 @@ def register(subparsers) -> None:
     review.add_argument("--task", choices=sorted(TASK_LABELS), help="only this task's decisions")
     review.add_argument("--list", action="store_true", help="list the queue (after any --accept / --reject)")
     show = action("show", "counts per task and corrected label, disagreement with the model, records without a "
-                          "photo", run_show)
+                          "photo, flagged vs asked", run_show)
     show.add_argument("--json", action="store_true", help="print JSON")
     export = action("export", "save to a `datasets` folder (with --task: image/label pairs usable as --data; "
                               "records without a photo are left out)", run_export)
@@ -185,7 +185,8 @@ def run_show(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     print(f"{summary['records']} correction records in {args.source}, {summary['without_photo']} without a photo "
-          f"(counted here, never trained on)")
+          f"(counted here, never trained on); {summary['by_source']['flagged']} flagged by users, "
+          f"{summary['by_source']['asked']} answers to the demo asking")
     for task in TASK_LABELS:
         s = summary[task]
         print(f"\n{task}: {s['corrections']} corrections, {s['disagreed_with_model']} disagreeing with the model")
