@@ -514,6 +514,12 @@ def serve(args: argparse.Namespace, prog: str) -> int:
         demo.launch(server_name=args.host, server_port=args.port, max_file_size=max_bytes, show_error=False,
                     css=PAGE_CSS)
     finally:
+        # Gradio deletes the uploads it holds as its server's last act, which open client connections can delay
+        # past this process's exit (launch returns after waiting 5 s): delete them here, as Gradio would.
+        from gradio.route_utils import delete_files_created_by_app
+
+        if args.upload_ttl:  # 0: uploads are kept
+            delete_files_created_by_app(demo, age=None)
         if pusher:
             pusher.stop()
     return 0
