@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -467,14 +468,10 @@ def add_options(parser: argparse.ArgumentParser, corrections_dir: str) -> None:
                         help="seconds an uploaded file is kept in --upload-dir (0: never deleted)")
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def serve(args: argparse.Namespace, prog: str) -> int:
     """Load the models and serve the page until interrupted; `prog` names the command in error messages."""
     from . import EXAMPLES_DIR
-    from .corrections import HubPusher, bound_hub_requests
+    from .corrections import FINAL_PUSH_BUDGET_S, HubPusher, bound_hub_requests
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ["GRADIO_TEMP_DIR"] = args.upload_dir  # read by Gradio when the page is built and served
@@ -507,8 +504,17 @@ def serve(args: argparse.Namespace, prog: str) -> int:
     demo = build_demo(grader, examples, concurrency=args.concurrency, upload_ttl_s=args.upload_ttl or None,
                       analytics=args.analytics)
     # SIGTERM (docker stop, systemd) closes the app like Ctrl-C does: Gradio deletes the uploads it holds, and the
-    # corrections pusher makes its last push (for at most corrections.FINAL_PUSH_BUDGET_S).
-    signal.signal(signal.SIGTERM, _interrupt)
+    # corrections pusher makes its last push (for at most corrections.FINAL_PUSH_BUDGET_S). The push starts at the
+    # signal, so that it and Gradio's wait for its server to stop overlap instead of adding up.
+    last_push = threading.Thread(target=pusher.stop, name="corrections-stop", daemon=True) if pusher else None
+
+    def interrupt(signum, frame):
+        if last_push and last_push.ident is None:  # not started yet (a second signal must not restart it)
+            last_push.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     try:
         # show_error=False: only gr.Error messages (clear, ours) reach the client, never other exceptions' text.
         demo.launch(server_name=args.host, server_port=args.port, max_file_size=max_bytes, show_error=False,
@@ -520,6 +526,8 @@ def serve(args: argparse.Namespace, prog: str) -> int:
 
         if args.upload_ttl:  # 0: uploads are kept
             delete_files_created_by_app(demo, age=None)
-        if pusher:
+        if last_push and last_push.ident is not None:
+            last_push.join(FINAL_PUSH_BUDGET_S + 1)
+        elif pusher:
             pusher.stop()
     return 0
