@@ -1,7 +1,7 @@
 """How often the demo would ask the uploader to confirm a grade, and how many wrong grades that catches, per margin.
 
-    python benchmarks/ask_margin.py side=/work/runs/side-lite0-a/predictions.csv \
-        scratch=/work/runs/scratch-lite0-384/predictions.csv --output benchmarks/results/ask_margin.json
+    python benchmarks/ask_margin.py side=runs/side-default-cv/predictions.csv \
+        scratch=runs/scratch-default-cv/predictions.csv --output benchmarks/results/ask_margin.json
 
 Each TASK=CSV is a cross-validation `predictions.csv` (`phonegrade crossval`: columns seed, fold, image, label,
 predicted, p_<label>...), holding every development photo's out-of-fold probabilities. The demo asks when the

@@ -1,6 +1,6 @@
 """The capture-quality thresholds of `phonegrade.quality`, measured on real photos and on degraded copies of them.
 
-    python benchmarks/quality_thresholds.py                    # the photos under /work/shared/data
+    python benchmarks/quality_thresholds.py                    # the photos under ../shared/data (beside the checkout)
     python benchmarks/quality_thresholds.py --data DIR --output benchmarks/results/quality_thresholds.json
 
 Every photo under DIR/<set>/<class>/ is measured as it is ("good": the development photos are usable, so a warning
@@ -76,7 +76,7 @@ def share(reports: list[quality.QualityReport], word: str | None = None) -> floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "quality_thresholds.json")
     args = parser.parse_args()
 
