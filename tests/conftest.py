@@ -47,6 +47,26 @@ def assert_input_sensitive(model, images, min_spread: float = 0.01) -> None:
     assert spread >= min_spread, f"{model}: about the same probabilities for every image (spread {spread:.1g})"
 
 
+def input_sensitive(classifier):
+    """BatchNorm as after training (scales and shifts away from 1 and 0, statistics of real activations): with
+    the initial ones, activations fade layer by layer until every image looks alike to a deep random net."""
+    import torch
+    from torch import nn
+
+    size = classifier.image_size
+    pixels = torch.randn(8, 3, size, size) * 2 * torch.rand(8, 1, 1, 1) + torch.randn(8, 3, 1, 1)
+    for module in classifier.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # a plain average over the pass below
+            with torch.no_grad():
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    with torch.no_grad():
+        classifier.train()(pixels)
+    return classifier.eval()
+
+
 def run_train(args: list[str], launcher: str = "python", processes: int = 1, check: bool = True,
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     if launcher == "accelerate":

@@ -12,24 +12,9 @@ from phonegrade.errors import ConfigError
 from phonegrade.explain import explanation_png, heatmap, overlay
 from phonegrade.models import ARCHS
 
+from .conftest import input_sensitive
+
 SIDE = {"task": "side", "labels": ["front", "back", "none"]}
-
-
-def input_sensitive(classifier: PhoneGradeClassifier) -> PhoneGradeClassifier:
-    """BatchNorm as after training (scales and shifts away from 1 and 0, statistics of real activations): with
-    the initial ones, activations fade layer by layer until every image looks alike to a deep random net."""
-    size = classifier.image_size
-    pixels = torch.randn(8, 3, size, size) * 2 * torch.rand(8, 1, 1, 1) + torch.randn(8, 3, 1, 1)
-    for module in classifier.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # a plain average over the pass below
-            with torch.no_grad():
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.5, 0.5)
-    with torch.no_grad():
-        classifier.train()(pixels)
-    return classifier.eval()
 
 
 def random_classifier(arch: str, members: int = 1, seed: int = 0, **preprocessing) -> PhoneGradeClassifier:
