@@ -20,7 +20,7 @@ from .errors import DataError, ImageLoadError
 from .hub import resolve_dataset_revision
 from .images import IMAGE_EXTENSIONS, load_image
 from .labels import canonical_label, labels_for_task
-from .transforms import decode_side
+from .transforms import decode_side, photo_tensor
 
 
 @dataclass(frozen=True)
@@ -45,19 +45,40 @@ def _read_row(dataset, index: int, column: str):
 
 class PhotoDataset(torch.utils.data.Dataset):
     """Samples → (tensor, label). Unreadable images raise ImageLoadError naming the file. Large JPEGs are decoded
-    at reduced scale down to `decode_side(image_size)`."""
+    at reduced scale down to `decode_side(image_size)`; `hold_in_memory` keeps them decoded across epochs."""
 
     def __init__(self, samples: Sequence[Sample], transform: Callable, image_size: int | None = None):
         self.samples = list(samples)
         self.transform = transform
         self.min_side = decode_side(image_size) if image_size else None
+        self.decoded: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         sample = self.samples[index]
-        return self.transform(load_image(sample.load(), min_side=self.min_side)), sample.label
+        image = self.decoded.get(index)
+        if image is None:
+            image = load_image(sample.load(), min_side=self.min_side)
+        return self.transform(image), sample.label
+
+    def hold_in_memory(self, budget_mb: float, progress: Callable = lambda items, **_: items) -> int:
+        """Decode photos once and keep them (shrunk as the transforms would, uint8) until `budget_mb` is used, so
+        that later epochs skip JPEG decoding; the rest load from their files each time. Worker processes share the
+        held tensors. Returns how many are held; the transforms see the same pixels either way."""
+        if self.min_side is None:
+            raise ValueError("hold_in_memory needs the dataset's image_size")
+        budget = budget_mb * 2**20
+        for index in progress(range(len(self.samples)), desc="decode photos"):
+            if index in self.decoded:
+                continue
+            image = photo_tensor(load_image(self.samples[index].load(), min_side=self.min_side), self.min_side)
+            if image.numel() > budget:
+                break
+            budget -= image.numel()
+            self.decoded[index] = image
+        return len(self.decoded)
 
 
 @dataclass

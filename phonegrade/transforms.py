@@ -29,9 +29,16 @@ def shrink_large(image: Image.Image, min_side: int) -> Image.Image:
     return image.reduce(factor) if factor >= 2 else image
 
 
+def photo_tensor(image: Image.Image | torch.Tensor, min_side: int) -> torch.Tensor:
+    """The first step of every transform: a large photo shrunk by a whole factor (`shrink_large`), as a uint8
+    tensor. A tensor passes through: it is a photo a dataset already holds so (`PhotoDataset.hold_in_memory`)."""
+    if isinstance(image, torch.Tensor):
+        return image
+    return T.functional.pil_to_tensor(shrink_large(image, min_side))
+
+
 def _as_tensor(image_size: int) -> list:
-    """The first steps of every transform: shrink a large photo, then PIL → uint8 tensor."""
-    return [functools.partial(shrink_large, min_side=decode_side(image_size)), T.PILToTensor()]
+    return [functools.partial(photo_tensor, min_side=decode_side(image_size))]
 
 
 INTERPOLATIONS = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}

@@ -201,6 +201,36 @@ def test_photo_dataset_decodes_at_twice_the_model_input(tmp_path):
     assert seen == [(400, 300)]  # 1/4 scale: the short side 300 ≥ 200; 1/8 would give 150
 
 
+def test_photos_held_in_memory_give_the_same_tensors_without_reading_their_files(tmp_path):
+    from phonegrade.transforms import train_transform
+
+    paths = [_write(tmp_path / f"{i}.jpg", _smooth_photo(900 + 100 * i, 700), quality=90) for i in range(3)]
+    samples = [Sample(lambda path=path: str(path), 0, path.name) for path in paths]
+    for transform in (eval_transform(Preprocessing(64)), train_transform(Preprocessing(64))):
+        from_files = PhotoDataset(samples, transform, 64)
+        held = PhotoDataset(samples, transform, 64)
+        assert held.hold_in_memory(budget_mb=100) == 3
+        torch.manual_seed(1)
+        expected = [from_files[i][0] for i in range(3)]
+        torch.manual_seed(1)
+        assert all(torch.equal(held[i][0], expected[i]) for i in range(3))
+    for path in paths:
+        path.unlink()
+    assert held[2][0].shape == (3, 64, 64)  # no file left to read
+    with pytest.raises(ImageLoadError, match="no such file"):
+        from_files[2]
+
+
+def test_photo_memory_budget_holds_what_fits_and_the_rest_loads_from_files(tmp_path):
+    paths = [_write(tmp_path / f"{i}.png", _smooth_photo(200, 150)) for i in range(4)]  # short side < 2 × 128
+    dataset = PhotoDataset([Sample(lambda path=path: str(path), 0, path.name) for path in paths],
+                           eval_transform(Preprocessing(64)), 64)
+    one_photo_mb = 200 * 150 * 3 / 2**20
+    assert dataset.hold_in_memory(budget_mb=2.5 * one_photo_mb) == 2
+    assert sorted(dataset.decoded) == [0, 1]
+    assert dataset[3][0].shape == (3, 64, 64)  # read from its file
+
+
 def test_strong_augmentation_gives_model_sized_tensors_that_vary_per_draw():
     from phonegrade.transforms import train_transform
 

@@ -290,3 +290,14 @@ def test_the_default_models_recipes_are_installed_and_found_by_name(name):
     recipe = load_recipe(name)
     config = TrainConfig(data="d", output_dir="o", **recipe)
     assert config.task == name.split("-")[0] and config.resolved_weights() == "imagenet"
+
+
+def test_loader_workers_default_to_none_on_the_cpu_and_follow_workers_when_given():
+    import os
+
+    from phonegrade.training import TrainConfig, loader_workers
+
+    assert loader_workers(TrainConfig(task="side", data="d", output_dir="o"), torch.device("cpu")) == 0
+    assert loader_workers(TrainConfig(task="side", data="d", output_dir="o"), torch.device("cuda")) == min(
+        4, os.cpu_count() or 1)
+    assert loader_workers(TrainConfig(task="side", data="d", output_dir="o", workers=3), torch.device("cpu")) == 3
