@@ -282,17 +282,9 @@ def _ask_prompt(assessment: Assessment) -> str:
             "correct it in the form below and press *Send answer*.")
 
 
-def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: int = DEFAULT_CONCURRENCY,
-               queue_size: int = 256, upload_ttl_s: int | None = None, analytics: bool = False):
-    """The page and its /predict, /explain and /flag endpoints (launch it with css=PAGE_CSS).
-
-    The page shows the grade as a sentence first, with capture-quality hints and, when a model is unsure, a
-    question; the heatmap follows as a second step, so that it never delays the grade (it costs about one more
-    prediction). concurrency: requests processed at once over all events (they share the models); up to
-    `queue_size` more wait in Gradio's queue. upload_ttl_s: Gradio deletes uploaded files from its cache
-    (GRADIO_TEMP_DIR) once they are this old, checking every quarter of it (None: never). analytics: let Gradio
-    send its usage telemetry to gradio.app (off: the page makes no outside connection of its own).
-    """
+def _page_handlers(grader: Grader):
+    """The page's events: grade (a sentence, hints, the question and the form filled in when asked), heatmap,
+    correction."""
     import gradio as gr
 
     @_clear_errors
@@ -334,6 +326,14 @@ def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: i
         kept = "with the photo" if consent else "without the photo"
         return f"Saved {kept}, thank you. Record `{record_id}`."
 
+    return ui_predict, ui_heatmap, ui_flag
+
+
+def _add_api_endpoints(grader: Grader, limit: dict) -> None:
+    """Script-friendly endpoints on hidden components (inside the Blocks): /predict and /flag answer plain
+    JSON, /explain an image file."""
+    import gradio as gr
+
     @_clear_errors
     def api_predict(payload) -> dict:
         assessment = grader.assess(grader.read_upload(_upload_path(payload)))
@@ -354,6 +354,36 @@ def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: i
         return {"record_id": grader.flag(image, corrected_side, corrected_scratch, comment, consent=bool(consent),
                                          asked=bool(asked))}
 
+    with gr.Column(visible=False):
+        # A file, not an image: scripts send any file and get load_image's clear errors.
+        api_image = gr.File()
+        api_side, api_scratch, api_comment = gr.Textbox(), gr.Textbox(), gr.Textbox()
+        api_consent, api_asked = gr.Checkbox(False), gr.Checkbox(False)
+        api_task = gr.Textbox("", label="task: side, scratch, or empty for the page's choice")
+        api_label = gr.Textbox("", label="label to explain, or empty")
+        api_result = gr.JSON()
+        api_heatmap = gr.Image(format="png")
+        gr.Button().click(api_predict, api_image, api_result, api_name="predict", **limit)
+        gr.Button().click(api_explain, [api_image, api_task, api_label], api_heatmap, api_name="explain",
+                          **limit)
+        gr.Button().click(api_flag, [api_image, api_side, api_scratch, api_comment, api_consent, api_asked],
+                          api_result, api_name="flag", **limit)
+
+
+def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: int = DEFAULT_CONCURRENCY,
+               queue_size: int = 256, upload_ttl_s: int | None = None, analytics: bool = False):
+    """The page and its /predict, /explain and /flag endpoints (launch it with css=PAGE_CSS).
+
+    The page shows the grade as a sentence first, with capture-quality hints and, when a model is unsure, a
+    question; the heatmap follows as a second step, so that it never delays the grade (it costs about one more
+    prediction). concurrency: requests processed at once over all events (they share the models); up to
+    `queue_size` more wait in Gradio's queue. upload_ttl_s: Gradio deletes uploaded files from its cache
+    (GRADIO_TEMP_DIR) once they are this old, checking every quarter of it (None: never). analytics: let Gradio
+    send its usage telemetry to gradio.app (off: the page makes no outside connection of its own).
+    """
+    import gradio as gr
+
+    ui_predict, ui_heatmap, ui_flag = _page_handlers(grader)
     delete_cache = (max(1, upload_ttl_s // 4), upload_ttl_s) if upload_ttl_s else None
     # One concurrency group for every event: `concurrency` bounds the requests running at once, not per event.
     # preprocess=False: handlers get the raw payloads (see _upload_path).
@@ -399,21 +429,7 @@ def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: i
         submit.click(ui_flag, [image, side_fix, scratch_fix, comment, consent, source], status,
                      api_visibility="private", **limit)
 
-        # Script-friendly endpoints: /predict and /flag answer plain JSON, /explain an image file.
-        with gr.Column(visible=False):
-            # A file, not an image: scripts send any file and get load_image's clear errors.
-            api_image = gr.File()
-            api_side, api_scratch, api_comment = gr.Textbox(), gr.Textbox(), gr.Textbox()
-            api_consent, api_asked = gr.Checkbox(False), gr.Checkbox(False)
-            api_task = gr.Textbox("", label="task: side, scratch, or empty for the page's choice")
-            api_label = gr.Textbox("", label="label to explain, or empty")
-            api_result = gr.JSON()
-            api_heatmap = gr.Image(format="png")
-            gr.Button().click(api_predict, api_image, api_result, api_name="predict", **limit)
-            gr.Button().click(api_explain, [api_image, api_task, api_label], api_heatmap, api_name="explain",
-                              **limit)
-            gr.Button().click(api_flag, [api_image, api_side, api_scratch, api_comment, api_consent, api_asked],
-                              api_result, api_name="flag", **limit)
+        _add_api_endpoints(grader, limit)
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     return demo
 
