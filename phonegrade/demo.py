@@ -44,6 +44,10 @@ SIDE_WORDS = {"front": "Front view", "back": "Back view", "none": "Not a phone"}
 SCRATCH_WORDS = {"major_scratch": "major scratches", "minor_scratch": "minor scratches", "no_scratch": "no scratches"}
 DAMAGE_LABELS = ("major_scratch", "minor_scratch")  # what a scratch heatmap shows, the likelier of the two
 HEATMAP_MAX_SIDE = 768
+# The development photos may not be redistributed, so the bundled examples are renders (`phonegrade synth`).
+EXAMPLES_NOTE = ("<small>The examples are synthetic renders, as the photos the models learnt from may not be shared. "
+                 "A model trained on real photos may grade a render's drawn scratches as clean: try a photo of your "
+                 "own.</small>")
 log = logging.getLogger("phonegrade.demo")
 
 
@@ -397,6 +401,7 @@ def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: i
                 grade = gr.Button("Grade", variant="primary", elem_id="grade")
                 if examples:
                     gr.Examples(examples, inputs=image, label="Examples")
+                    gr.Markdown(EXAMPLES_NOTE, elem_id="examples-note")
             with gr.Column(min_width=280):
                 summary = gr.Markdown(elem_id="summary")
                 quality = gr.Markdown(elem_id="quality")
