@@ -172,12 +172,13 @@ def test_crossval_summary_goes_into_the_config_and_card_of_the_final_model(side_
     (tmp_path / "crossval.json").write_text(json.dumps(summary))
     out = tmp_path / "final"
     run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir", str(out),
-               "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+               "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0", "--mirror-pad", "0.5",
                "--crossval-summary", str(tmp_path / "crossval.json")])
     assert json.loads((out / "config.json").read_text())["crossval"]["accuracy"] == {"mean": 0.8512, "std": 0.031}
     card = (out / "README.md").read_text()
     assert "5-fold stratified cross-validation" in card and "**0.851 ± 0.031**" in card
     assert "| `back` | 0.850 ± 0.050 |" in card
+    assert "| augmentation | standard, mirrored padding (p 0.5) |" in card
     # The Hub's metadata leads with the cross-validated accuracy, then the final model's own small split.
     from huggingface_hub import ModelCard
 
