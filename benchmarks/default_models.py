@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 import torchvision
-from common import load_average, peak_rss_mb, percentiles_ms, write_photos  # puts phonegrade on sys.path
+from common import ROOT, load_average, peak_rss_mb, percentiles_ms, write_photos  # puts phonegrade on sys.path
 
 from phonegrade import DEFAULT_MODELS, PhoneGradeClassifier
 from phonegrade.images import load_image
-from phonegrade.transforms import decode_side, shrink_large
+from phonegrade.transforms import decode_side, photo_tensor
 
 TARGET_MS = {"side": 30, "scratch": 60}
 TARGET_MB = 20
@@ -51,12 +51,15 @@ def measure(task: str, paths: list[Path], count: int) -> dict:
     folded = model.folded_net()
     network = timed_calls(lambda: folded(pixels), count)
     # The same transform without the shrink step, on a full-size decode: what preprocessing cost before.
-    full_size = torchvision.transforms.v2.Compose([t for t in model.transform.transforms
-                                                   if getattr(t, "func", None) is not shrink_large])
+    full_size = torchvision.transforms.v2.Compose([
+        torchvision.transforms.v2.PILToTensor() if getattr(t, "func", None) is photo_tensor else t
+        for t in model.transform.transforms])
     reduced = timed_calls(lambda: model.transform(load_image(paths[0], min_side=decode_side(model.image_size))), count)
     full = timed_calls(lambda: full_size(load_image(paths[0])), count)
     preprocess_reduced, preprocess_full_size = percentiles_ms(reduced), percentiles_ms(full)
-    return {"model": DEFAULT_MODELS[task], "arch": model.arch, "image_size": model.image_size,
+    folder = Path(DEFAULT_MODELS[task])
+    return {"model": str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else folder.name,
+            "arch": model.arch, "image_size": model.image_size,
             "parameters": sum(p.numel() for p in model.parameters()),
             "weights_mb": round((Path(DEFAULT_MODELS[task]) / "model.safetensors").stat().st_size / 1e6, 2)
             if Path(DEFAULT_MODELS[task]).is_dir() else None,
