@@ -98,6 +98,7 @@ def test_grade_ask_explain_and_answer_in_the_browser(browser, default_app, tmp_p
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 1100})
     page.goto(default_app["url"])
+    expect(page.locator("#examples-note")).to_contain_text("synthetic renders")
     grade(page, PHOTO)
     # The sentence first ("Front view — minor scratches, 62 %"), the question, then the heatmap over the photo.
     expect(page.locator("#summary")).to_contain_text(re.compile(r"(Front view|Back view|Not a phone).*\d+ %"))
