@@ -37,7 +37,7 @@ DEFAULT_MAX_UPLOAD_MB = 20
 DEFAULT_CONCURRENCY = 4
 # Ask the uploader to confirm when a model's top two probabilities are closer than this. On the real development
 # photos' out-of-fold predictions (benchmarks/ask_margin.py, docs/demo.md) it asks about 4 to 7 % of photos per
-# model and catches 60 to 70 % of the wrong grades.
+# model and catches two thirds or more of the wrong grades.
 DEFAULT_ASK_MARGIN = 0.4
 # How the page names labels in its sentence.
 SIDE_WORDS = {"front": "Front view", "back": "Back view", "none": "Not a phone"}
