@@ -198,10 +198,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
                         help="epoch (1-based) from which every block trains, at --backbone-lr-scale × lr")
     parser.add_argument("--backbone-lr-scale", type=float, default=0.1,
                         help="learning-rate factor for frozen-then-unfrozen backbone blocks")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs (fewer with early stopping)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per training step")
+    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
     parser.add_argument("--image-size", type=int, default=None,
                         help="input side in pixels (default: what the arch's ImageNet weights were made for, e.g. "
                              "224 for efficientnet_lite0, 260 for efficientnet_lite2)")
@@ -221,7 +221,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
                         help="weights the model folder keeps: best (lowest validation loss) or last (final epoch)"
                              + ("" if single_run else "; cross-validation keeps the last, as picking the best "
                                                       "by the held-out fold would flatter its score"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the split, the initial head and the augmentation")
     parser.add_argument("--workers", type=int,
                         help="DataLoader worker processes (default: none when training on the CPU, whose every core "
                              "the network uses; else min(4, CPU cores))")

@@ -32,6 +32,16 @@ def test_every_command_has_help(command, capsys):
     assert capsys.readouterr().out.startswith(f"usage: phonegrade {command} ")
 
 
+def test_help_shows_defaults_but_not_empty_ones(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "training epochs (fewer with early stopping) (default: 30)" in text
+    assert "(default: 0)" in text  # --seed: a zero is a default to show
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "else min(4, CPU cores))" in text  # --workers says its default in words, once
+
+
 def test_synth_command_writes_an_imagefolder(tmp_path, capsys):
     assert cli_main(["synth", "--task", "scratch", "--out", str(tmp_path), "--per-class", "5", "--size", "32"]) == 0
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["major_scratch", "minor_scratch", "no_scratch"]

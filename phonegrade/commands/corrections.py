@@ -39,18 +39,19 @@ from ..triage import (
     select_corrections,
     triage,
 )
+from . import HelpFormatter
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "corrections", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "corrections", formatter_class=HelpFormatter,
         help="triage, review, show, export, push or remove users' corrections",
         description="Users' corrections of wrong predictions, as the demo stores them (`phonegrade corrections "
                     "ACTION --help` for each action's options).")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def action(name: str, help_text: str, run, source_help: str = "corrections folder or Hub dataset id"):
-        sub = actions.add_parser(name, formatter_class=argparse.ArgumentDefaultsHelpFormatter, help=help_text,
+        sub = actions.add_parser(name, formatter_class=HelpFormatter, help=help_text,
                                  description=help_text)
         sub.add_argument("--source", default="data/corrections", help=source_help)
         sub.set_defaults(run=run)

@@ -33,11 +33,12 @@ from ..data import Splits, crossval_fold_record, kfold_splits, load_splits
 from ..errors import ConfigError, PhoneGradeError
 from ..hub import display_name
 from ..training import CHECKPOINT_DIR, TrainConfig, add_training_arguments, train
+from . import HelpFormatter
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "crossval", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "crossval", formatter_class=HelpFormatter,
         help="stratified k-fold cross-validation of a training recipe",
         description="Train the same recipe on k stratified folds (per seed) and report accuracy, macro F1 and "
                     "per-class recall as mean ± std. Every training option applies to each fold except those "

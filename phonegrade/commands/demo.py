@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 
 from ..demo import add_options, serve
+from . import HelpFormatter
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "demo", formatter_class=argparse.ArgumentDefaultsHelpFormatter, help="serve the grading page",
+        "demo", formatter_class=HelpFormatter, help="serve the grading page",
         description="Serve the Gradio page that grades uploaded photos and collects corrections (docs/deploy.md). "
                     "Every option can also be set with the environment variable in its help.")
     add_options(parser, corrections_dir="data/corrections")

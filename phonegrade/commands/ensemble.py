@@ -25,11 +25,12 @@ from ..errors import ConfigError
 from ..hub import display_name
 from ..inference import evaluate_samples
 from ..metrics import compute_metrics, format_report, write_metrics
+from . import HelpFormatter
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "ensemble", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "ensemble", formatter_class=HelpFormatter,
         help="one model that averages the probabilities of several trained models",
         description="Build a model folder whose prediction is the mean of its members' class probabilities, score "
                     "it on the members' validation split and, with --crossval-runs, by cross-validation.")

@@ -15,11 +15,12 @@ from ..classifier import PhoneGradeClassifier
 from ..data import model_validation_split
 from ..inference import evaluate_samples
 from ..metrics import compute_metrics, format_report, write_metrics
+from . import HelpFormatter
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "evaluate", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "evaluate", formatter_class=HelpFormatter,
         help="accuracy, confusion matrix and per-class report of a model on data",
         description="Score a model on labelled photos: accuracy, macro F1, confusion matrix, per-class "
                     "precision/recall/F1 (scikit-learn); writes metrics.json and confusion_matrix.png.")

@@ -18,11 +18,12 @@ from pathlib import Path
 from ..classifier import PhoneGradeClassifier
 from ..exporting import FORMATS, SUFFIXES, ExportedClassifier, export, labelled_images
 from ..inference import compare
+from . import HelpFormatter
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "export", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "export", formatter_class=HelpFormatter,
         help="export a model to ONNX or TorchScript (ONNX optionally int8) and check it agrees",
         description="Write an ONNX or TorchScript copy of a model (fp32, or ONNX int8 with --int8), then compare "
                     "it with the original on images and print top-1 agreement and the largest probability "

@@ -26,6 +26,7 @@ from ..exporting import ExportedClassifier, is_exported_file
 from ..images import IMAGE_EXTENSIONS
 from ..inference import ImageSource, iter_probabilities
 from ..utils import accelerate_on_cpu
+from . import HelpFormatter
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
@@ -106,7 +107,7 @@ def write_records(records: Iterable[dict], labels: Sequence[str], output: str | 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "predict", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "predict", formatter_class=HelpFormatter,
         help="per-class probabilities for images, folders or `datasets` folders",
         description="Per-class probabilities, in batches; `accelerate launch -m phonegrade.cli predict ...` splits "
                     "the images across processes.")

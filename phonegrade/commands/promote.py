@@ -31,11 +31,12 @@ from ..promotion import (
     score_model,
     write_report,
 )
+from . import HelpFormatter
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "promote", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "promote", formatter_class=HelpFormatter,
         help="compare a candidate model with the current one on the same photos; push it only if not worse",
         description="A paired comparison of a candidate and a baseline on the same photos (McNemar's exact test on "
                     "the photos only one of them gets right, and a paired bootstrap interval of the accuracy "

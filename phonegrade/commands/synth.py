@@ -9,11 +9,12 @@ import argparse
 
 from ..labels import TASK_LABELS
 from ..synth import write_synthetic_dataset
+from . import HelpFormatter
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "synth", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "synth", formatter_class=HelpFormatter,
         help="write a procedurally generated dataset (for demos and tests)",
         description="Render synthetic phone photos into DIR/{train,val}/{class}/*.png (80/20, stratified). "
                     "Not real photos: for demos and tests.")

@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 
 from ..training import TrainConfig, add_training_arguments, train
+from . import HelpFormatter
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", formatter_class=argparse.ArgumentDefaultsHelpFormatter, help="train a classifier",
+        "train", formatter_class=HelpFormatter, help="train a classifier",
         description="Train a classifier into a Hub-style model folder; the same as `accelerate launch "
                     "phonegrade/train.py`. Options can come from a recipe file (--config).")
     add_training_arguments(parser)
