@@ -61,8 +61,7 @@ def measure(task: str, paths: list[Path], count: int) -> dict:
     return {"model": str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else folder.name,
             "arch": model.arch, "image_size": model.image_size,
             "parameters": sum(p.numel() for p in model.parameters()),
-            "weights_mb": round((Path(DEFAULT_MODELS[task]) / "model.safetensors").stat().st_size / 1e6, 2)
-            if Path(DEFAULT_MODELS[task]).is_dir() else None,
+            "weights_mb": round((folder / "model.safetensors").stat().st_size / 1e6, 2) if folder.is_dir() else None,
             "predict_one_photo": percentiles_ms(end_to_end), "network_only": percentiles_ms(network),
             "preprocess_reduced": preprocess_reduced, "preprocess_full_size": preprocess_full_size,
             "preprocess_speedup": round(preprocess_full_size["p50_ms"] / preprocess_reduced["p50_ms"], 2)}

@@ -69,7 +69,7 @@ class PhotoDataset(torch.utils.data.Dataset):
         held tensors. Returns how many are held; the transforms see the same pixels either way."""
         if self.min_side is None:
             raise ValueError("hold_in_memory needs the dataset's image_size")
-        budget = budget_mb * 2**20
+        budget = (budget_mb - self.held_mb) * 2**20  # photos held already count against it
         for index in progress(range(len(self.samples)), desc="decode photos"):
             if index in self.decoded:
                 continue
@@ -79,6 +79,11 @@ class PhotoDataset(torch.utils.data.Dataset):
             budget -= image.numel()
             self.decoded[index] = image
         return len(self.decoded)
+
+    @property
+    def held_mb(self) -> float:
+        """The memory the photos held decoded take (uint8: one byte a value)."""
+        return sum(image.numel() for image in self.decoded.values()) / 2**20
 
 
 @dataclass

@@ -538,7 +538,7 @@ def build_loaders(config: TrainConfig, net, data: TrainingData, pre: Preprocessi
         budget = config.photo_cache_mb
         for dataset in (train_set, val_set):
             dataset.hold_in_memory(budget, progress)
-            budget -= sum(image.numel() for image in dataset.decoded.values()) / 2**20
+            budget -= dataset.held_mb
         accelerator.print(f"holding {len(train_set.decoded)}/{len(train_set)} train and {len(val_set.decoded)}/"
                           f"{len(val_set)} val photos decoded in memory")
     if config.cache_features:

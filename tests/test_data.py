@@ -228,6 +228,8 @@ def test_photo_memory_budget_holds_what_fits_and_the_rest_loads_from_files(tmp_p
     one_photo_mb = 200 * 150 * 3 / 2**20
     assert dataset.hold_in_memory(budget_mb=2.5 * one_photo_mb) == 2
     assert sorted(dataset.decoded) == [0, 1]
+    assert dataset.held_mb == pytest.approx(2 * one_photo_mb)
+    assert dataset.hold_in_memory(budget_mb=2.5 * one_photo_mb) == 2  # the photos held count against the budget
     assert dataset[3][0].shape == (3, 64, 64)  # read from its file
 
 
