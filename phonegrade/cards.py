@@ -44,6 +44,13 @@ def write_model_card(folder: str | os.PathLike, config: ModelConfig, metrics: di
             dataset_split=f"{cv['folds']}-fold cross-validation", dataset_revision=config.data.get("revision"),
             metric_type="accuracy", metric_name="accuracy (mean over folds)",
             metric_value=cv["accuracy"]["mean"]))
+    if config.crossval_grouped:  # photos of sources the recipe never saw: what users meet first
+        grouped = config.crossval_grouped
+        eval_results.insert(0, EvalResult(
+            task_type="image-classification", dataset_type=dataset, dataset_name=dataset,
+            dataset_split=f"leave-one-{grouped['group_by']}-out", dataset_revision=config.data.get("revision"),
+            metric_type="accuracy", metric_name=f"accuracy (pooled, each photo's {grouped['group_by']} unseen)",
+            metric_value=grouped["pooled"]["accuracy"]))
     card_data = ModelCardData(
         library_name="phonegrade",
         license="apache-2.0",

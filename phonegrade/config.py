@@ -3,8 +3,8 @@
 `ModelConfig` holds what builds and feeds the network (task, arch, labels, preprocessing, ensemble members), as
 timm's pretrained config and torchvision's weight transforms do, plus named sections that say how the model was
 made: `training` (the arguments), `data` (what it was trained and validated on, and the Hub revision read),
-`corrections`, `crossval`, `metrics`, and the phonegrade version. `from_dict` validates a loaded file with clear
-errors and reads the flat layout that phonegrade 0.1 wrote; `to_dict` writes the current one.
+`corrections`, `crossval` and `crossval_grouped`, `metrics`, and the phonegrade version. `from_dict` validates a
+loaded file with clear errors and reads the flat layout that phonegrade 0.1 wrote; `to_dict` writes the current one.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ class ModelConfig:
     training: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
     corrections: dict | None = None
-    crossval: dict | None = None
+    crossval: dict | None = None  # stratified k-fold cross-validation of the recipe
+    crossval_grouped: dict | None = None  # leave-one-group-out (e.g. one source at a time) of the recipe
     metrics: dict | None = None
     ensemble_members: list[dict] | None = None
     card_note: str | None = None
@@ -57,13 +58,14 @@ class ModelConfig:
 
     def provenance(self) -> ModelConfig:
         """The same model, less what was measured of it (a new model made from it measures itself)."""
-        return dataclasses.replace(self, crossval=None, metrics=None)
+        return dataclasses.replace(self, crossval=None, crossval_grouped=None, metrics=None)
 
     def to_dict(self) -> dict:
         return {"library": "phonegrade", "phonegrade_version": __version__, **self.model_inputs(),
                 "members": self.members, "num_parameters": self.num_parameters, "training": self.training,
                 "data": self.data, "corrections": self.corrections, "crossval": self.crossval,
-                "metrics": self.metrics, "ensemble_members": self.ensemble_members, "card_note": self.card_note}
+                "crossval_grouped": self.crossval_grouped, "metrics": self.metrics,
+                "ensemble_members": self.ensemble_members, "card_note": self.card_note}
 
     @classmethod
     def from_dict(cls, raw: object, where: str = "config") -> ModelConfig:
@@ -104,5 +106,6 @@ class ModelConfig:
         return cls(task=raw["task"], arch=raw["arch"], labels=tuple(raw["labels"]), preprocessing=preprocessing,
                    members=members, num_parameters=raw.get("num_parameters"), training=sections["training"],
                    data=sections["data"], corrections=corrections, crossval=raw.get("crossval"),
-                   metrics=raw.get("metrics"), ensemble_members=raw.get("ensemble_members"),
+                   crossval_grouped=raw.get("crossval_grouped"), metrics=raw.get("metrics"),
+                   ensemble_members=raw.get("ensemble_members"),
                    card_note=raw.get("card_note"), phonegrade_version=raw.get("phonegrade_version"))

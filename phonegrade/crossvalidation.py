@@ -15,15 +15,17 @@ import numpy as np
 from .data import Sample
 from .metrics import compute_metrics
 
+GROUPED = "leave-one-group-out"  # a crossval summary's `scheme`; stratified k-fold summaries have none
 # The numbers of a crossval summary that a model's config and card carry.
 CARD_KEYS = ("arch", "folds", "seeds", "n_images", "accuracy", "macro_f1", "recall")
+GROUPED_CARD_KEYS = ("scheme", "group_by", "arch", "folds", "seeds", "n_images", "pooled", "per_group")
 OPTIONAL_CARD_KEYS = ("damaged_vs_clean_accuracy", "per_kind")  # scratch task; --kinds
 
 
 def card_numbers(summary: dict) -> dict:
     """The part of a crossval summary that a model's config and card carry."""
-    return {key: summary[key] for key in CARD_KEYS} | {key: summary[key] for key in OPTIONAL_CARD_KEYS
-                                                         if key in summary}
+    keys = GROUPED_CARD_KEYS if summary.get("scheme") == GROUPED else CARD_KEYS
+    return {key: summary[key] for key in keys} | {key: summary[key] for key in OPTIONAL_CARD_KEYS if key in summary}
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
@@ -47,6 +49,34 @@ def summarize_folds(fold_metrics: list[dict], labels: list[str]) -> dict:
     }
 
 
+def pooled_figures(rows: list[dict], labels: list[str]) -> dict:
+    """Accuracy, recall per class present, and for the scratch task damaged vs clean and the share of clean photos
+    graded damaged, over out-of-fold rows pooled (every photo once per seed). The yardstick of leave-one-group-out
+    runs, whose folds differ too much in size and classes for a mean over folds."""
+    figures = {"n": len(rows), "labels": [label for label in labels if any(r["label"] == label for r in rows)],
+               "accuracy": round(sum(r["label"] == r["predicted"] for r in rows) / len(rows), 4),
+               "recall": {}}
+    for label in figures["labels"]:
+        chosen = [r for r in rows if r["label"] == label]
+        figures["recall"][label] = round(sum(r["predicted"] == label for r in chosen) / len(chosen), 4)
+    if "no_scratch" in labels:
+        figures["damaged_vs_clean_accuracy"] = round(
+            sum((r["label"] == "no_scratch") == (r["predicted"] == "no_scratch") for r in rows) / len(rows), 4)
+        clean = [r for r in rows if r["label"] == "no_scratch"]
+        if clean:
+            figures["clean_graded_damaged"] = round(sum(r["predicted"] != "no_scratch" for r in clean) / len(clean), 4)
+    return figures
+
+
+def summarize_groups(rows: list[dict], labels: list[str], column: str = "group") -> dict:
+    """A leave-one-group-out run: the pooled figures over every photo, the pooled confusion matrix, and the same
+    figures for each group (`column` of the rows)."""
+    matrix = [[sum(r["label"] == t and r["predicted"] == p for r in rows) for p in labels] for t in labels]
+    return {"pooled": pooled_figures(rows, labels), "pooled_confusion_matrix": matrix, "labels": labels,
+            "per_group": {group: pooled_figures([r for r in rows if r[column] == group], labels)
+                          for group in sorted({r[column] for r in rows})}}
+
+
 def read_kinds(path: str, source: str) -> dict[str, str]:
     """Sample key → kind, from a CSV with `file` (relative to the data folder) and `kind` columns, such as a
     dataset's labels.csv. Kinds name where photos come from or what they show (lab scratch, web crack, ...)."""
@@ -58,18 +88,10 @@ def read_kinds(path: str, source: str) -> dict[str, str]:
         raise ValueError(f"--kinds {path}: expected a CSV with 'file' and 'kind' columns ({err})") from err
 
 
-def summarize_kinds(rows: list[dict]) -> dict:
-    """Out-of-fold accuracy per kind of photo (pooled over folds and seeds), and for the scratch task also
-    damaged vs clean."""
-    summary = {}
-    for kind in sorted({r["kind"] for r in rows}):
-        chosen = [r for r in rows if r["kind"] == kind]
-        summary[kind] = {"n": len(chosen), "labels": sorted({r["label"] for r in chosen}),
-                         "accuracy": round(sum(r["label"] == r["predicted"] for r in chosen) / len(chosen), 4)}
-        if "p_no_scratch" in chosen[0]:
-            clean = sum((r["label"] == "no_scratch") == (r["predicted"] == "no_scratch") for r in chosen)
-            summary[kind]["damaged_vs_clean_accuracy"] = round(clean / len(chosen), 4)
-    return summary
+def summarize_kinds(rows: list[dict], labels: list[str]) -> dict:
+    """Out-of-fold figures per kind of photo (pooled over folds and seeds; `pooled_figures`)."""
+    return {kind: pooled_figures([r for r in rows if r["kind"] == kind], labels)
+            for kind in sorted({r["kind"] for r in rows})}
 
 
 def out_of_fold_rows(classifier, val: list[Sample], seed: int, fold: int) -> list[dict]:
@@ -96,7 +118,29 @@ def write_rows(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+def _format_figures(name: str, f: dict) -> str:
+    scratch = "damaged_vs_clean_accuracy" in f
+    return (f"{name} {f['n']:4d} photos: accuracy {f['accuracy']:.3f}"
+            + (f", damaged vs clean {f['damaged_vs_clean_accuracy']:.3f}" if scratch else "")
+            + (f", clean graded damaged {f['clean_graded_damaged']:.3f}" if "clean_graded_damaged" in f else "")
+            + "; recall " + ", ".join(f"{label} {r:.3f}" for label, r in f["recall"].items()))
+
+
+def format_grouped_summary(summary: dict) -> str:
+    lines = [f"leave-one-group-out by {summary['group_by']}, {summary['folds']} groups: every photo scored by a model "
+             f"that never saw a photo of its group", _format_figures("pooled", summary["pooled"]),
+             "pooled confusion matrix (rows true, columns predicted):"]
+    width = max(len(label) for label in summary["labels"])
+    lines += [f"  {label:>{width}} " + " ".join(f"{n:5d}" for n in row)
+              for label, row in zip(summary["labels"], summary["pooled_confusion_matrix"], strict=True)]
+    lines += ["  " + _format_figures(f"group {group}", f) for group, f in summary["per_group"].items()]
+    lines += ["  " + _format_figures(f"kind {kind}", f) for kind, f in summary.get("per_kind", {}).items()]
+    return "\n".join(lines)
+
+
 def format_summary(summary: dict) -> str:
+    if summary.get("scheme") == GROUPED:
+        return format_grouped_summary(summary)
     acc, f1 = summary["accuracy"], summary["macro_f1"]
     binary = summary.get("damaged_vs_clean_accuracy")
     lines = [f"{summary['folds_run']} runs: accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, "

@@ -94,6 +94,7 @@ class Splits:
     source: str
     skipped: int = 0  # unreadable files left out of the folder listing
     revision: str | None = None  # the commit of a Hub dataset that was read
+    folders: tuple[str, ...] = ()  # the folders of a set combined from several (`load_sources`)
 
 
 def _check_all_classes(task: str, found: set[str], where: str) -> None:
@@ -224,20 +225,105 @@ def kfold_splits(samples: list[Sample], folds: int, seed: int) -> list[tuple[lis
             for train, val in splitter.split(np.zeros(len(samples)), labels)]
 
 
-def samples_digest(samples: Sequence[Sample], source: str) -> str:
-    """A fingerprint of which photos, with which labels, a list holds: keys relative to the data source, so the
-    same folder named by another path gives the same digest."""
+def _relative_key(key: str, folders: Sequence[str]) -> str:
+    """A sample key without the path above its source folder: `side-real-extra/none/x.jpg`."""
+    for folder in folders:
+        if key.startswith(str(Path(folder)) + os.sep):
+            return f"{Path(folder).resolve().name}{os.sep}{key.removeprefix(str(Path(folder)) + os.sep)}"
+    return key
+
+
+def samples_digest(samples: Sequence[Sample], source: str, folders: Sequence[str] = ()) -> str:
+    """A fingerprint of which photos, with which labels, a list holds: keys relative to the data source (or to
+    the folders of a combined set), so the same folders named by other paths give the same digest."""
     import hashlib
 
-    lines = sorted(f"{s.key.removeprefix(str(source))}\t{s.label}" for s in samples)
+    keys = [_relative_key(s.key, folders) if folders else s.key.removeprefix(str(source)) for s in samples]
+    lines = sorted(f"{key}\t{s.label}" for key, s in zip(keys, samples, strict=True))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
-def crossval_fold_record(source: Splits, val: Sequence[Sample], folds: int, seed: int, fold: int) -> dict:
+def crossval_fold_record(source: Splits, val: Sequence[Sample], folds: int, seed: int, fold: int,
+                         group: dict | None = None) -> dict:
     """What a cross-validation fold model records about its held-out photos (config.json `crossval_fold`), so
-    that evaluate, export and ensemble score it on exactly those and never on photos it trained on."""
-    return {"folds": folds, "seed": seed, "fold": fold, "held_out": len(val),
-            "held_out_digest": samples_digest(val, source.source)}
+    that evaluate, export and ensemble score it on exactly those and never on photos it trained on. `group`:
+    the held-out group of a leave-one-group-out fold (`{"group_by": column, "group": name}`)."""
+    return {"folds": folds, "seed": seed, "fold": fold, **(group or {}), "held_out": len(val),
+            "held_out_digest": samples_digest(val, source.source, source.folders)}
+
+
+# ---------------------------------------------------------------- several sources, and groups of photos
+
+LABELS_FILE = "labels.csv"  # beside a data folder's class folders: one row per photo (file, kind, source_repo, ...)
+
+
+def parse_source(spec: str) -> tuple[str, str | None]:
+    """`DATA` or `DIR=LABEL` (every image under the folder DIR is LABEL) → (DATA or DIR, LABEL or None)."""
+    folder, _, label = spec.rpartition("=")
+    if not Path(spec).exists() and folder and Path(folder).is_dir():
+        return folder, label
+    return spec, None
+
+
+def load_sources(specs: Sequence[str], task: str) -> tuple[list[Sample], list[str], str]:
+    """Every labelled image of several sources (`DATA` or `DIR=LABEL`, see `parse_source`), combined: each source
+    may lack classes, the whole must have all. Returns the samples, each one's source folder, and a name."""
+    samples, origins, names = [], [], []
+    for spec in specs:
+        found, name = extra_training_samples(spec, task)
+        samples += found
+        origins += [parse_source(spec)[0]] * len(found)
+        names.append(name)
+    name = " + ".join(names)
+    _check_all_classes(task, {labels_for_task(task)[s.label] for s in samples}, name)
+    return samples, origins, name
+
+
+def read_label_column(samples: Sequence[Sample], origins: Sequence[str], column: str,
+                      required: bool = True) -> list[str]:
+    """Each sample's value in `column` of its folder's labels.csv (e.g. `source_repo` or `kind`); a folder without
+    a labels.csv (or, not `required`, without the column), and a photo it does not list, get the folder's name."""
+    import csv
+
+    values: dict[str, str] = {}
+    for folder in sorted(set(origins)):
+        path = Path(folder) / LABELS_FILE
+        if not path.is_file():
+            continue
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            raise DataError(f"{path}: cannot read it ({err})") from err
+        if rows and (column not in rows[0] or "file" not in rows[0]):
+            if not required and "file" in rows[0]:
+                continue
+            raise DataError(f"{path} has no {column!r} or 'file' column (columns: {', '.join(rows[0])})")
+        values.update({str(Path(folder) / row["file"]): row[column] for row in rows})
+    return [values.get(s.key) or Path(origin).resolve().name for s, origin in zip(samples, origins, strict=True)]
+
+
+def load_all(data: str | os.PathLike | Sequence[str], task: str,
+             revision: str | None = None) -> tuple[Splits, list[str]]:
+    """Every photo of `data` (one source, or several: `load_sources`) in one list, `Splits.train` (val empty), in
+    the order cross-validation folds them; and each photo's source folder."""
+    if isinstance(data, (str, os.PathLike)) or (len(data) == 1 and parse_source(data[0])[1] is None):
+        source = data if isinstance(data, (str, os.PathLike)) else data[0]
+        whole = load_splits(source, task, revision=revision)
+        return (Splits(whole.train + whole.val, [], whole.labels, whole.source, whole.skipped, whole.revision),
+                [str(source)] * (len(whole.train) + len(whole.val)))
+    samples, origins, name = load_sources(data, task)
+    return Splits(samples, [], labels_for_task(task), name, folders=tuple(sorted(set(origins)))), origins
+
+
+def group_splits(samples: Sequence[Sample], groups: Sequence[str]) -> list[tuple[str, list[Sample], list[Sample]]]:
+    """(group, train, val) for each group: the group's photos held out, every other photo trained on
+    (leave-one-group-out)."""
+    names = sorted(set(groups))
+    if len(names) < 2:
+        raise DataError(f"leave-one-group-out needs photos of at least two groups; all are {names[0]!r}")
+    return [(name, [s for s, g in zip(samples, groups, strict=True) if g != name],
+             [s for s, g in zip(samples, groups, strict=True) if g == name]) for name in names]
 
 
 def model_validation_split(config: ModelConfig, data: str | os.PathLike) -> Splits:
@@ -245,32 +331,43 @@ def model_validation_split(config: ModelConfig, data: str | os.PathLike) -> Spli
     cross-validation fold model's own held-out fold (checked against the digest it recorded), else the split
     its --val-fraction and --seed made (or the folder's own train/ and val/)."""
     task, revision, fold = config.task, config.data.get("revision"), config.data.get("crossval_fold")
+    if fold and fold.get("group_by"):
+        raise DataError(f"this model is a leave-one-group-out fold model: it held out the photos whose "
+                        f"{fold['group_by']} is {fold['group']!r} ({fold['held_out']} photos). Score it on a folder "
+                        f"of those photos only, with --split all.")
     if not fold:
         training = config.training
         return load_splits(data, task, training.get("val_fraction") or 0.2, training.get("seed") or 0, revision)
-    whole = load_splits(data, task, revision=revision)  # as crossval read it: every photo, in the same order
-    samples = whole.train + whole.val
+    whole, _ = load_all(data, task, revision)  # as crossval read it: every photo, in the same order
+    samples = whole.train
     try:
         train, val = kfold_splits(samples, fold["folds"], fold["seed"])[fold["fold"] - 1]
     except (ValueError, IndexError) as err:
         raise DataError(f"{data} cannot be split into the {fold['folds']} folds this model was "
                          f"cross-validated on ({err})") from None
-    if samples_digest(val, whole.source) != fold["held_out_digest"]:
+    if samples_digest(val, whole.source, whole.folders) != fold["held_out_digest"]:
         raise DataError(f"{data} is not the data this model was cross-validated on (its fold {fold['fold']} of "
                          f"{fold['folds']}, seed {fold['seed']}, held out other photos): scoring it here would "
                          f"count photos it trained on. Pass the same data, or score a model trained on all of it.")
     return Splits(train, val, whole.labels, whole.source, whole.skipped, whole.revision)
 
 
-def load_splits(data: str | os.PathLike, task: str, val_fraction: float = 0.2, seed: int = 0,
+def load_splits(data: str | os.PathLike | Sequence[str], task: str, val_fraction: float = 0.2, seed: int = 0,
                 revision: str | None = None) -> Splits:
     """Training and validation samples from an imagefolder, a `datasets` folder on disk, or a Hub dataset id
     (read at one commit: `revision`, or the one its main branch points at now; `Splits.revision` says which).
 
     Imagefolders with `train/` and `val/` (or `validation/`) keep that split; otherwise, and for datasets
-    without a validation split, a stratified split of `val_fraction` is made with `seed`.
+    without a validation split, a stratified split of `val_fraction` is made with `seed`. Several sources
+    (a list; `DIR=LABEL` allowed, see `load_sources`) are combined and split so.
     """
     labels = labels_for_task(task)
+    if not isinstance(data, (str, os.PathLike)):
+        if len(data) == 1 and parse_source(data[0])[1] is None:
+            return load_splits(data[0], task, val_fraction, seed, revision)
+        samples, origins, name = load_sources(data, task)
+        train, val = stratified_split(samples, val_fraction, seed)
+        return Splits(train, val, labels, name, folders=tuple(sorted(set(origins))))
     path = Path(data)
     if _is_imagefolder(path):
         val_dir = next((path / n for n in ("val", "validation", "valid", "test") if (path / n).is_dir()), None)
@@ -322,8 +419,8 @@ def extra_training_samples(spec: str, task: str) -> tuple[list[Sample], str]:
     """The images of an --extra-train source and how to name it: `DATA` as `load_splits` reads it (an imagefolder
     may lack classes here), or `DATA=LABEL` for every image under the folder DATA, at any depth, as one class (e.g.
     a scratch dataset's photos, all phone fronts, as extra `front` images for the side task)."""
-    folder, _, label = spec.rpartition("=")
-    if not Path(spec).exists() and folder and Path(folder).is_dir():
+    folder, label = parse_source(spec)
+    if label is not None:
         samples = readable_images(Path(folder), task, canonical_label(task, label))
         return samples, f"{Path(folder).resolve().name} as {label}"
     path = Path(spec)

@@ -41,13 +41,14 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_ASK_MARGIN = 0.4
 # How the page names labels in its sentence.
 SIDE_WORDS = {"front": "Front view", "back": "Back view", "none": "Not a phone"}
+NOT_A_PHONE = "This does not look like a phone"
+NOT_A_PHONE_NOTE = ("Not graded: the photo does not look like a phone's front or back. If it shows a phone, please "
+                    "tell us under *Report a wrong prediction*.")
 SCRATCH_WORDS = {"major_scratch": "major scratches", "minor_scratch": "minor scratches", "no_scratch": "no scratches"}
 DAMAGE_LABELS = ("major_scratch", "minor_scratch")  # what a scratch heatmap shows, the likelier of the two
 HEATMAP_MAX_SIDE = 768
 # The development photos may not be redistributed, so the bundled examples are renders (`phonegrade synth`).
-EXAMPLES_NOTE = ("<small>The examples are synthetic renders, as the photos the models learnt from may not be shared. "
-                 "A model trained on real photos may grade a render's drawn scratches as clean: try a photo of your "
-                 "own.</small>")
+RENDERS_NOTE = "The examples are synthetic renders, as the photos the models learnt from may not be shared."
 log = logging.getLogger("phonegrade.demo")
 
 
@@ -129,6 +130,8 @@ class Assessment:
         if not self.gradable:
             return "Cannot grade this photo"
         side = Prediction.top(self.prediction.side)
+        if side == "none":
+            return f"{NOT_A_PHONE} ({percent(self.prediction.side[side])})"
         if not self.prediction.scratch:
             return f"{SIDE_WORDS[side]}, {percent(self.prediction.side[side])}"
         scratch = Prediction.top(self.prediction.scratch)
@@ -174,8 +177,10 @@ class Grader:
         """Probabilities for both tasks, and a sentence saying why scratches were not graded (if so)."""
         side = self.side.classifier.predict([image], fold_batchnorm=True)[0]
         top = max(side, key=side.get)
+        if top == "none":
+            return Prediction(side, {}), NOT_A_PHONE_NOTE
         if top != "front":
-            return Prediction(side, {}), f"Scratches not graded: this looks like **{top}**, not a phone's front."
+            return Prediction(side, {}), f"Scratches not graded: this looks like a phone's **{top}**, not its front."
         return Prediction(side, self.scratch.classifier.predict([image], fold_batchnorm=True)[0]), ""
 
     def assess(self, image) -> Assessment:
@@ -192,14 +197,18 @@ class Grader:
         return Assessment(quality, prediction, note, " ".join(reason[0].upper() + reason[1:] for reason in reasons))
 
     def explain(self, image, task: str | None = None, label: str | None = None,
-                max_side: int = HEATMAP_MAX_SIDE) -> tuple[Image.Image, str, str]:
+                max_side: int = HEATMAP_MAX_SIDE) -> tuple[Image.Image, str, str] | None:
         """Grad-CAM heatmap over the photo; returns (image, task, label explained). `task` None: the scratch model
-        for a front view, the side model otherwise. `label` None: for the scratch model the likelier damage
-        (major or minor scratches: where the damage is), for the side model its prediction."""
+        for a front view, the side model for a back view, and nothing (None) for a photo that does not look like a
+        phone: there is nothing on it to explain. `label` None: for the scratch model the likelier damage (major or
+        minor scratches: where the damage is), for the side model its prediction."""
         if task not in (None, "side", "scratch"):
             raise ConfigError(f"task must be side or scratch, got {task!r}")
         if task is None:
-            task = "scratch" if self.predict(image)[0].scratch else "side"
+            prediction = self.predict(image)[0]
+            if Prediction.top(prediction.side) == "none":
+                return None
+            task = "scratch" if prediction.scratch else "side"
         model = self.scratch if task == "scratch" else self.side
         if label is None and task == "scratch":
             probabilities = model.classifier.predict([image], fold_batchnorm=True)[0]
@@ -215,6 +224,62 @@ class Grader:
         prediction, _ = self.predict(image)
         return self.store.add(image, prediction, corrected_side or None, corrected_scratch or None,
                               self.models, comment, consent=consent, source="asked" if asked else "flagged")
+
+
+@dataclass(frozen=True)
+class Example:
+    """A photo shown under the upload box, with what it shows where known (its folder's labels.csv)."""
+
+    path: str
+    side: str | None = None
+    scratch: str | None = None
+
+
+def read_examples(folder: str | os.PathLike) -> list[Example]:
+    """The images of `folder`, with their `side` and `scratch` labels from its labels.csv (columns file, side,
+    scratch; either may be empty) where it has one."""
+    import csv
+
+    from .images import IMAGE_EXTENSIONS
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"--examples {folder}: not a folder")
+    labels = {}
+    if (folder / "labels.csv").is_file():
+        with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
+            labels = {row["file"]: row for row in csv.DictReader(f) if row.get("file")}
+    examples = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS):
+        row = labels.get(path.name, {})
+        side, scratch = row.get("side") or None, row.get("scratch") or None
+        if side not in (None, *SIDE_LABELS) or scratch not in (None, *SCRATCH_LABELS):
+            raise ConfigError(f"{folder / 'labels.csv'}: {path.name} has labels {side!r} / {scratch!r}; expected "
+                              f"{', '.join(SIDE_LABELS)} and {', '.join(SCRATCH_LABELS)}")
+        examples.append(Example(str(path), side, scratch))
+    return examples
+
+
+def examples_note(grader: Grader, examples: list[Example], renders: bool) -> str:
+    """What the page says under the examples: that they are renders (the bundled ones), and which of them the
+    models grade differently from what they show, so that the page never shows a wrong grade as if it were right."""
+    wrong = []
+    for example in examples:
+        if example.side is None:
+            continue
+        prediction, _ = grader.predict(load_image(example.path))
+        side = Prediction.top(prediction.side)
+        scratch = Prediction.top(prediction.scratch) if prediction.scratch else None
+        shows = [SIDE_WORDS[example.side].lower()] + ([SCRATCH_WORDS[example.scratch]] if example.scratch else [])
+        graded = [SIDE_WORDS[side].lower()] + ([SCRATCH_WORDS[scratch]] if scratch and example.scratch else [])
+        if side != example.side or (example.scratch and scratch != example.scratch):
+            wrong.append(f"{Path(example.path).stem} shows {', '.join(shows)}; graded {', '.join(graded)}")
+    parts = [RENDERS_NOTE] if renders else []
+    if wrong:
+        advice = " Renders are not photos: try a photo of your own." if renders else ""
+        parts.append(f"These models grade {len(wrong)} of the {len(examples)} examples wrong: {'; '.join(wrong)}."
+                     + advice)
+    return "<small>" + html.escape(" ".join(parts)) + "</small>" if parts else ""
 
 
 def _models_table(grader: Grader) -> str:
@@ -318,7 +383,10 @@ def _page_handlers(grader: Grader):
         image = grader.read_upload(path)
         if measure_quality(image).too_poor_to_grade:
             return gr.update(value=None, label="Heatmap")
-        explained, task, label = grader.explain(image)
+        explanation = grader.explain(image)
+        if explanation is None:  # not a phone: nothing to show where
+            return gr.update(value=None, label="Heatmap")
+        explained, task, label = explanation
         words = SCRATCH_WORDS[label] if task == "scratch" else SIDE_WORDS[label].lower()
         return gr.update(value=explained, label=f"Heatmap: where the {task} model sees {words}")
 
@@ -349,8 +417,8 @@ def _add_api_endpoints(grader: Grader, limit: dict) -> None:
 
     @_clear_errors
     def api_explain(payload, task, label):
-        image, _, _ = grader.explain(grader.read_upload(_upload_path(payload)), task or None, label or None)
-        return image
+        explanation = grader.explain(grader.read_upload(_upload_path(payload)), task or None, label or None)
+        return explanation[0] if explanation else None  # None: not a phone, and no task named
 
     @_clear_errors
     def api_flag(payload, corrected_side, corrected_scratch, comment, consent, asked) -> dict:
@@ -374,8 +442,9 @@ def _add_api_endpoints(grader: Grader, limit: dict) -> None:
                           api_result, api_name="flag", **limit)
 
 
-def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: int = DEFAULT_CONCURRENCY,
-               queue_size: int = 256, upload_ttl_s: int | None = None, analytics: bool = False):
+def build_demo(grader: Grader, examples: list[Example] | None = None, concurrency: int = DEFAULT_CONCURRENCY,
+               queue_size: int = 256, upload_ttl_s: int | None = None, analytics: bool = False,
+               examples_text: str = ""):
     """The page and its /predict, /explain and /flag endpoints (launch it with css=PAGE_CSS).
 
     The page shows the grade as a sentence first, with capture-quality hints and, when a model is unsure, a
@@ -400,8 +469,8 @@ def build_demo(grader: Grader, examples: list[str] | None = None, concurrency: i
                                  height=360, elem_id="photo")
                 grade = gr.Button("Grade", variant="primary", elem_id="grade")
                 if examples:
-                    gr.Examples(examples, inputs=image, label="Examples")
-                    gr.Markdown(EXAMPLES_NOTE, elem_id="examples-note")
+                    gr.Examples([example.path for example in examples], inputs=image, label="Examples")
+                    gr.Markdown(examples_text, elem_id="examples-note")
             with gr.Column(min_width=280):
                 summary = gr.Markdown(elem_id="summary")
                 quality = gr.Markdown(elem_id="quality")
@@ -485,6 +554,10 @@ def add_options(parser: argparse.ArgumentParser, corrections_dir: str) -> None:
     parser.add_argument("--analytics", action="store_true", default=env("PHONEGRADE_ANALYTICS") == "1",
                         help="send Gradio's usage analytics to gradio.app (off by default: the demo makes no "
                              "outside connection unless a Hub repo is given) [PHONEGRADE_ANALYTICS=1]")
+    parser.add_argument("--examples", metavar="DIR", default=env("PHONEGRADE_EXAMPLES"),
+                        help="a folder of photos to offer as examples instead of the bundled renders; a labels.csv "
+                             "in it (columns file, side, scratch) lets the page say which ones the models grade "
+                             "wrong [PHONEGRADE_EXAMPLES]")
     parser.add_argument("--upload-ttl", type=int, default=int(env("PHONEGRADE_UPLOAD_TTL", "3600")),
                         help="seconds an uploaded file is kept in --upload-dir (0: never deleted)")
 
@@ -521,9 +594,14 @@ def serve(args: argparse.Namespace, prog: str) -> int:
         pusher = HubPusher(store, args.corrections_repo, every_s=args.push_every).start()
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     grader = Grader(side, scratch, store, max_upload_bytes=max_bytes, ask_margin=args.ask_margin)
-    examples = sorted(str(p) for p in Path(EXAMPLES_DIR).glob("*.png"))
+    try:
+        examples = read_examples(args.examples or EXAMPLES_DIR)
+    except (OSError, ConfigError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
     demo = build_demo(grader, examples, concurrency=args.concurrency, upload_ttl_s=args.upload_ttl or None,
-                      analytics=args.analytics)
+                      analytics=args.analytics,
+                      examples_text=examples_note(grader, examples, renders=not args.examples))
     # SIGTERM (docker stop, systemd) closes the app like Ctrl-C does: Gradio deletes the uploads it holds, and the
     # corrections pusher makes its last push (for at most corrections.FINAL_PUSH_BUDGET_S). The push starts at the
     # signal, so that it and Gradio's wait for its server to stop overlap instead of adding up.

@@ -25,8 +25,13 @@ def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0,
 
 
 def balanced_class_weights(label_counts: list[int]) -> torch.Tensor:
-    """Weights n / (k · n_c), as scikit-learn's class_weight="balanced" computes them."""
+    """Weights n / (k · n_c) over the k classes present, as scikit-learn's class_weight="balanced" computes them.
+    A class without training images (a leave-one-group-out fold can hold all of one out) gets weight 0: no
+    training target is of that class, so its weight never counts."""
     counts = torch.tensor(label_counts, dtype=torch.float32)
-    if (counts == 0).any():
-        raise ValueError(f"every class needs at least one training image, got counts {label_counts}")
-    return counts.sum() / (len(counts) * counts)
+    present = counts > 0
+    if not present.any():
+        raise ValueError("no training images")
+    weights = torch.zeros_like(counts)
+    weights[present] = counts.sum() / (int(present.sum()) * counts[present])
+    return weights

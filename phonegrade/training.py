@@ -25,7 +25,7 @@ from .cards import write_model_card
 from .classifier import PhoneGradeClassifier, save_weights
 from .config import ModelConfig
 from .corrections import load_correction_rows, merge_corrections
-from .crossvalidation import card_numbers
+from .crossvalidation import GROUPED, card_numbers
 from .data import PhotoDataset, Splits, extra_training_samples, label_counts, load_splits
 from .errors import ConfigError
 from .hub import display_name, push_model_folder, resolve_dataset_revision
@@ -58,7 +58,7 @@ class TrainConfig:
     have these names (dashes or underscores)."""
 
     task: str
-    data: str
+    data: str | list[str]  # one source, or several combined (`data.load_splits`)
     output_dir: str
     arch: str = "mobilenet_v2"
     weights: str | None = None  # none, imagenet or a state-dict file; default: imagenet where the arch has them
@@ -97,7 +97,7 @@ class TrainConfig:
     corrections: str | None = None
     corrections_all: bool = False
     corrections_in_val: bool = False
-    crossval_summary: str | None = None
+    crossval_summary: str | list[str] | None = None
     push_to_hub: str | None = None
     private: bool = False
 
@@ -175,9 +175,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     parser.add_argument("--arch", default="mobilenet_v2", type=_arch_option, metavar="ARCH",
                         help=f"model architecture: {', '.join(ARCHS)}, or timm:<name> for any convolutional timm "
                              f"model (e.g. timm:convnext_tiny; its pretrained weights come from the Hugging Face Hub)")
-    parser.add_argument("--data", required=True,
+    parser.add_argument("--data", required=True, nargs="+", metavar="DATA",
                         help="imagefolder (with or without train/ and val/), `datasets` folder saved with "
-                             "save_to_disk, or a Hub dataset id")
+                             "save_to_disk, or a Hub dataset id; several are combined (each may lack classes, and "
+                             "DIR=LABEL takes every image under the folder DIR as LABEL)")
     parser.add_argument("--output-dir", required=True,
                         help="folder that becomes the model repo" if single_run
                         else "folder for the folds' model folders and crossval.json")
@@ -267,9 +268,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     parser.add_argument("--corrections-in-val", action="store_true",
                         help="also hold out a stratified 20%% of the corrections for validation (default: "
                              "corrections only train, and validation stays the base data's)")
-    parser.add_argument("--crossval-summary", metavar="CROSSVAL_JSON",
-                        help="crossval.json of `phonegrade crossval` with this recipe: its numbers go into "
-                             "config.json and the model card")
+    parser.add_argument("--crossval-summary", metavar="CROSSVAL_JSON", nargs="+",
+                        help="crossval.json of `phonegrade crossval` with this recipe (one stratified, one "
+                             "leave-one-group-out, or both): their numbers go into config.json and the model card")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the finished model folder to this repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
 
@@ -698,17 +699,27 @@ def fit(config: TrainConfig, accelerator, net, loop: Loop, loss_weights, state: 
 
 # ---------------------------------------------------------------- phase 6: final evaluation
 
-def read_crossval_summary(path: str, task: str) -> dict:
-    """The numbers of a `phonegrade crossval` summary that a model card reports."""
-    try:
-        summary = json.loads(Path(path).read_text())
-        kept = card_numbers(summary)
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ConfigError(f"--crossval-summary {path}: not a crossval.json written by `phonegrade crossval` "
-                          f"({err.__class__.__name__}: {err})") from err
-    if summary.get("task") != task:
-        raise ConfigError(f"--crossval-summary {path} is for the {summary.get('task')} task, not {task}")
-    return kept
+def read_crossval_summaries(paths: str | list[str], task: str) -> dict[str, dict]:
+    """The numbers of `phonegrade crossval` summaries that a model card reports, by scheme: `crossval`
+    (stratified k-fold) and `crossval_grouped` (leave-one-group-out), at most one of each."""
+    found = {}
+    for path in [paths] if isinstance(paths, str) else paths:
+        try:
+            summary = json.loads(Path(path).read_text())
+            kept = card_numbers(summary)
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+            raise ConfigError(f"--crossval-summary {path}: not a crossval.json written by `phonegrade crossval` "
+                              f"({err.__class__.__name__}: {err})") from err
+        if summary.get("task") != task:
+            raise ConfigError(f"--crossval-summary {path} is for the {summary.get('task')} task, not {task}")
+        grouped = summary.get("scheme") == GROUPED
+        field_name = "crossval_grouped" if grouped else "crossval"
+        if field_name in found:
+            scheme = "leave-one-group-out" if grouped else "stratified"
+            raise ConfigError(f"--crossval-summary: give at most one {scheme} cross-validation ({path} is the "
+                              f"second)")
+        found[field_name] = kept
+    return found
 
 
 def model_config(config: TrainConfig, net, data: TrainingData, pre: Preprocessing, weights: str,
@@ -731,7 +742,7 @@ def model_config(config: TrainConfig, net, data: TrainingData, pre: Preprocessin
                                        strict=True)),
               "extra_train": data.extra_train},
         corrections=data.corrections,
-        crossval=read_crossval_summary(config.crossval_summary, config.task) if config.crossval_summary else None,
+        **(read_crossval_summaries(config.crossval_summary, config.task) if config.crossval_summary else {}),
         card_note=config.card_note)
 
 

@@ -101,7 +101,8 @@ def test_grade_ask_explain_and_answer_in_the_browser(browser, default_app, tmp_p
     expect(page.locator("#examples-note")).to_contain_text("synthetic renders")
     grade(page, PHOTO)
     # The sentence first ("Front view — minor scratches, 62 %"), the question, then the heatmap over the photo.
-    expect(page.locator("#summary")).to_contain_text(re.compile(r"(Front view|Back view|Not a phone).*\d+ %"))
+    expect(page.locator("#summary")).to_contain_text(
+        re.compile(r"(Front view|Back view|does not look like a phone).*\d+ %"))
     expect(page.locator("#ask")).to_contain_text("Not sure about this one")
     expect(page.locator("#ask")).to_contain_text("model is unsure between")
     expect(page.locator("#heatmap img")).to_be_visible(timeout=60_000)

@@ -192,6 +192,41 @@ def test_crossval_summary_goes_into_the_config_and_card_of_the_final_model(side_
     assert result.returncode == 2 and "is for the scratch task, not side" in result.stderr
 
 
+def test_a_leave_one_group_out_summary_goes_beside_the_stratified_one_and_leads_the_card(side_data, tmp_path):
+    stratified = {"task": "side", "arch": "wearnet", "folds": 5, "seeds": [0], "n_images": 36,
+                  "accuracy": {"mean": 0.97, "std": 0.02}, "macro_f1": {"mean": 0.96, "std": 0.03},
+                  "recall": {label: {"mean": 0.97, "std": 0.02} for label in ("front", "back", "none")}}
+    grouped = {"task": "side", "arch": "wearnet", "scheme": "leave-one-group-out", "group_by": "source_repo",
+               "folds": 2, "seeds": [0], "n_images": 36,
+               "pooled": {"n": 36, "labels": ["front", "back", "none"], "accuracy": 0.8611,
+                          "recall": {"front": 0.9, "back": 0.8, "none": 0.88}},
+               "per_group": {"objects": {"n": 12, "labels": ["none"], "accuracy": 0.75, "recall": {"none": 0.75}},
+                             "phones": {"n": 24, "labels": ["front", "back"], "accuracy": 0.9167,
+                                        "recall": {"front": 0.9, "back": 0.8}}}}
+    (tmp_path / "cv.json").write_text(json.dumps(stratified))
+    (tmp_path / "loso.json").write_text(json.dumps(grouped))
+    out = tmp_path / "final"
+    run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir", str(out),
+               "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+               "--crossval-summary", str(tmp_path / "cv.json"), str(tmp_path / "loso.json")])
+    config = json.loads((out / "config.json").read_text())
+    assert config["crossval"]["accuracy"]["mean"] == 0.97
+    assert config["crossval_grouped"]["pooled"]["accuracy"] == 0.8611
+    card = (out / "README.md").read_text()
+    assert "## Photos from sources it never saw" in card and "accuracy\n**0.861**" in card
+    assert "| objects | 12 | none | 0.750 | none 0.750 |" in card
+    from huggingface_hub import ModelCard
+
+    results = ModelCard.load(out / "README.md").data.eval_results
+    assert [(r.dataset_split, r.metric_value) for r in results][:2] == [
+        ("leave-one-source_repo-out", 0.8611), ("5-fold cross-validation", 0.97)]
+
+    result = run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--output-dir",
+                        str(tmp_path / "x"), "--crossval-summary", str(tmp_path / "loso.json"),
+                        str(tmp_path / "loso.json")], check=False)
+    assert result.returncode == 2 and "at most one leave-one-group-out" in result.stderr
+
+
 def test_kinds_csv_gives_out_of_fold_accuracy_per_kind_and_damaged_vs_clean(tmp_path):
     from phonegrade.synth import write_synthetic_dataset
 
@@ -241,3 +276,85 @@ def test_resume_keeps_folds_finished_with_the_same_recipe_and_trains_the_rest(si
     assert cli_main([*args, "--resume", "--lr", "0.01"]) == 2
     assert "trained with other options (lr)" in capsys.readouterr().err
     assert (out / "fold-0-1" / "model.safetensors").read_bytes() == finished
+
+
+def _grouped_side_folders(root, side_data):
+    """Two data folders: `a` with a labels.csv naming two sources (its fronts and backs one, its look-alikes the
+    other), and `b` without one (one group, named after the folder)."""
+    a, b = root / "a", root / "b"
+    rows = ["file,kind,source_repo"]
+    for label in ("front", "back", "none"):
+        for folder in (a, b):
+            (folder / label).mkdir(parents=True)
+        for i, path in enumerate(sorted((side_data / "train" / label).glob("*.png"))[:8]):
+            target = (a if i < 4 else b) / label / path.name
+            shutil.copy(path, target)
+            if i < 4:
+                rows.append(f"{label}/{path.name},{label}_kind,{'phones' if label != 'none' else 'objects'}")
+    (a / "labels.csv").write_text("\n".join(rows) + "\n")
+    return a, b
+
+
+def test_group_splits_hold_out_each_group_once_and_train_on_every_other():
+    from phonegrade.data import group_splits
+
+    samples = _samples([6, 6, 6])
+    groups = ["x" if i % 3 == 0 else "y" if i % 3 == 1 else "z" for i in range(len(samples))]
+    plan = group_splits(samples, groups)
+    assert [name for name, _, _ in plan] == ["x", "y", "z"]
+    for name, train, val in plan:
+        assert {groups[samples.index(s)] for s in val} == {name}
+        assert name not in {groups[samples.index(s)] for s in train}
+        assert len(train) + len(val) == len(samples)
+    with pytest.raises(ValueError, match="at least two groups"):
+        group_splits(samples, ["x"] * len(samples))
+
+
+def test_grouped_crossval_never_trains_on_a_photo_of_the_held_out_group(side_data, tmp_path, monkeypatch):
+    import phonegrade.commands.crossval as crossval_command
+    from phonegrade.data import load_sources, read_label_column
+
+    a, b = _grouped_side_folders(tmp_path, side_data)
+    samples, origins, _ = load_sources([str(a), str(b)], "side")
+    group_of = dict(zip((s.key for s in samples), read_label_column(samples, origins, "source_repo"), strict=True))
+    assert set(group_of.values()) == {"phones", "objects", "b"}
+    trained_on = []
+    real_train = crossval_command.train
+
+    def recording_train(config, splits, crossval_fold):
+        trained_on.append((crossval_fold["group"], {group_of[s.key] for s in splits.train},
+                           {group_of[s.key] for s in splits.val}))
+        return real_train(config, splits=splits, crossval_fold=crossval_fold)
+
+    monkeypatch.setattr(crossval_command, "train", recording_train)
+    out = tmp_path / "cv"
+    assert cli_main(["crossval", "--task", "side", "--arch", "wearnet", "--data", str(a), str(b), "--group-by",
+                     "source_repo", "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+                     "--output-dir", str(out), "--no-progress"]) == 0
+    assert sorted(group for group, _, _ in trained_on) == ["b", "objects", "phones"]
+    for group, train_groups, val_groups in trained_on:
+        assert val_groups == {group} and group not in train_groups
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(samples) and {r["group"] for r in rows} == {"b", "phones", "objects"}
+    assert all(group_of[r["image"]] == r["group"] for r in rows)
+    summary = json.loads((out / "crossval.json").read_text())
+    assert summary["scheme"] == "leave-one-group-out" and summary["folds"] == 3
+    assert summary["pooled"]["n"] == len(samples)
+    assert summary["pooled"]["accuracy"] == pytest.approx(
+        sum(r["label"] == r["predicted"] for r in rows) / len(rows), abs=1e-4)
+    objects = [r for r in rows if r["group"] == "objects"]
+    assert summary["per_group"]["objects"]["labels"] == ["none"]
+    assert summary["per_group"]["objects"]["recall"]["none"] == pytest.approx(
+        sum(r["predicted"] == "none" for r in objects) / len(objects), abs=1e-4)
+    # Kinds come from the labels.csv by default; photos it does not list are their folder's kind.
+    assert set(summary["per_kind"]) == {"front_kind", "back_kind", "none_kind", "b"}
+    fold = json.loads((out / "fold-0-1" / "config.json").read_text())["data"]["crossval_fold"]
+    assert fold["group_by"] == "source_repo" and fold["group"] == "b"
+
+
+def test_a_labels_csv_without_the_group_column_is_a_clear_error(side_data, tmp_path):
+    a, b = _grouped_side_folders(tmp_path, side_data)
+    code = cli_main(["crossval", "--task", "side", "--arch", "wearnet", "--data", str(a), str(b), "--group-by",
+                     "photographer", "--epochs", "1", "--output-dir", str(tmp_path / "cv"), "--no-progress"])
+    assert code == 2

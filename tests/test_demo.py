@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from phonegrade.corrections import CorrectionStore, Prediction, content_hash, summarize
-from phonegrade.demo import Assessment, Grader, load_model, top_two_margin
+from phonegrade.demo import NOT_A_PHONE_NOTE, Assessment, Grader, load_model, top_two_margin
 from phonegrade.errors import ConfigError, CorrectionError
 from phonegrade.quality import measure_quality
 
@@ -47,8 +47,29 @@ def test_scratch_is_graded_only_for_front_views(grader, side_data):
         if top == "front":
             assert set(prediction.scratch) == {"major_scratch", "minor_scratch", "no_scratch"} and note == ""
         else:
-            assert prediction.scratch == {} and "not graded" in note and f"**{top}**" in note
+            assert prediction.scratch == {} and "not graded" in note.lower()
+            assert (note == NOT_A_PHONE_NOTE) if top == "none" else f"**{top}**" in note
     assert any(graded) and not all(graded)
+
+
+def make_sure_of(classifier, label: str) -> None:
+    """Raise one label's output bias far above the others': the model then gives that label about 1.0 for every
+    photo (an in-place update, as an optimizer step makes)."""
+    bias = classifier.net.head[-1].bias
+    with torch.no_grad():
+        bias[classifier.labels.index(label)] = bias.max() + 30.0
+
+
+def test_a_photo_that_is_not_a_phone_gets_no_grade_no_heatmap_and_says_so(grader, gradable_photo):
+    make_sure_of(grader.side.classifier, "none")
+    image = Image.open(gradable_photo)
+    assessment = grader.assess(image)
+    assert assessment.prediction.scratch == {} and assessment.note == NOT_A_PHONE_NOTE
+    assert assessment.sentence() == "This does not look like a phone (100 %)"
+    assert "Report a wrong prediction" in assessment.note  # invites a correction
+    assert grader.explain(image) is None  # nothing to show on it
+    _, task, label = grader.explain(image, "side")  # asked by name, the side model still explains itself
+    assert (task, label) == ("side", "none")
 
 
 def test_flag_stores_the_recomputed_prediction_and_the_models(grader, side_data):
@@ -79,6 +100,8 @@ def test_the_grade_reads_as_a_sentence():
     assert Assessment(quality, front, "", "").sentence() == "Front view — major scratches, 80 %"
     back = Prediction({"front": 0.1, "back": 0.7, "none": 0.2}, {})
     assert Assessment(quality, back, "not graded", "").sentence() == "Back view, 70 %"
+    lookalike = Prediction({"front": 0.1, "back": 0.03, "none": 0.87}, {})
+    assert Assessment(quality, lookalike, "", "").sentence() == "This does not look like a phone (87 %)"
     too_poor = measure_quality(Image.new("RGB", (40, 40)))
     assert Assessment(too_poor, back, "", "").sentence() == "Cannot grade this photo"
 
@@ -113,8 +136,12 @@ def test_explain_lays_a_heatmap_over_the_photo(grader, side_data):
     assert task == "scratch" and label in ("major_scratch", "minor_scratch")  # where the damage is
     _, task, label = grader.explain(image, "side", "back")
     assert (task, label) == ("side", "back")
-    _, task, _ = grader.explain(image)  # the page's choice: scratch for a front view, side otherwise
-    assert task == ("scratch" if grader.predict(image)[0].scratch else "side")
+    make_sure_of(grader.side.classifier, "back")
+    _, task, _ = grader.explain(image)  # the page's choice: scratch for a front view, side for a back
+    assert task == "side"
+    make_sure_of(grader.side.classifier, "front")
+    _, task, _ = grader.explain(image)
+    assert task == "scratch"
     with pytest.raises(ConfigError, match="task must be side or scratch"):
         grader.explain(image, "colour")
 
@@ -165,13 +192,15 @@ def test_api_predict_and_flag_through_gradio_client(running_app, gradable_photo)
     if result["graded"]:
         assert set(result["scratch"]) == {"major_scratch", "minor_scratch", "no_scratch"} and result["note"] == ""
     else:
-        assert result["scratch"] is None and f"looks like {top}" in result["note"]
+        assert result["scratch"] is None
+        assert ("does not look like a phone" if top == "none" else f"looks like a phone's {top}") in result["note"]
     assert result["side_revision"].startswith("sha256:")
     # The app runs at the default ask margin: it asks exactly when a model's top two are closer than that.
     margins = [top_two_margin(probabilities) for probabilities in (result["side"], result["scratch"]) if probabilities]
     assert result["ask"] == (min(margins) < DEFAULT_ASK_MARGIN) == bool(result["ask_reason"])
     assert result["quality"]["gradable"] and any("small" in w for w in result["quality"]["warnings"])  # 96 px
-    assert result["summary"].startswith("Front view" if top == "front" else ("Back view", "Not a phone"))
+    assert result["summary"].startswith({"front": "Front view", "back": "Back view",
+                                         "none": "This does not look like a phone"}[top])
 
     flagged = client.predict(handle_file(str(photo)), "front", "minor_scratch", "a test", api_name="/flag")
     store = CorrectionStore(running_app["corrections"])
@@ -246,3 +275,28 @@ def test_local_model_folders_are_shown_relative_to_the_working_directory(trained
     assert display_id(str(trained_side_model)) == trained_side_model.name
     assert load_model(str(trained_side_model)).model_id == trained_side_model.name
     assert display_id("user/side-model") == "user/side-model"
+
+
+def test_the_examples_note_names_every_example_the_models_grade_wrong(grader, gradable_photo, tmp_path):
+    from phonegrade.demo import examples_note, read_examples
+
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    for name in ("a-card.png", "a-phone.png", "unlabelled.png"):
+        Image.open(gradable_photo).save(folder / name)
+    (folder / "labels.csv").write_text("file,side,scratch\na-card.png,none,\na-phone.png,front,no_scratch\n")
+    examples = read_examples(folder)
+    assert [(e.side, e.scratch) for e in examples] == [("none", None), ("front", "no_scratch"), (None, None)]
+    make_sure_of(grader.side.classifier, "none")
+    note = examples_note(grader, examples, renders=False)
+    assert "grade 1 of the 3 examples wrong: a-phone shows front view, no scratches; graded not a phone" in note
+    assert "a-card" not in note and "renders" not in note
+    make_sure_of(grader.side.classifier, "front")
+    make_sure_of(grader.scratch.classifier, "no_scratch")
+    note = examples_note(grader, examples, renders=True)
+    assert note.startswith("<small>The examples are synthetic renders") and "a-card shows not a phone" in note
+    assert "a-phone" not in note
+
+    (folder / "labels.csv").write_text("file,side,scratch\na-card.png,tablet,\n")
+    with pytest.raises(ConfigError, match="a-card.png has labels 'tablet'"):
+        read_examples(folder)

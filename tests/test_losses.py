@@ -41,6 +41,11 @@ def test_balanced_class_weights_follow_inverse_frequency():
     assert torch.allclose(balanced_class_weights([10, 20, 30]), torch.tensor([2.0, 1.0, 2 / 3]))
 
 
+def test_balanced_class_weights_balance_the_classes_present_and_give_an_absent_class_none():
+    # A leave-one-group-out fold may hold out every photo of a class: the others are balanced among themselves.
+    assert torch.allclose(balanced_class_weights([10, 0, 30]), torch.tensor([2.0, 0.0, 2 / 3]))
+
+
 def test_focal_loss_of_one_hot_soft_targets_equals_the_hard_label_loss():
     torch.manual_seed(2)
     logits, targets = torch.randn(8, 3), torch.randint(0, 3, (8,))

@@ -16,7 +16,7 @@ INSTALLED_USE = textwrap.dedent("""
     from phonegrade import DEFAULT_MODELS, EXAMPLES_DIR, PhoneGradeClassifier
     from phonegrade.cli import main as cli_main
     from phonegrade.corrections import CorrectionStore
-    from phonegrade.demo import Grader, build_demo, load_model
+    from phonegrade.demo import Grader, build_demo, load_model, read_examples
 
     site, data = Path(sys.argv[1]), sys.argv[2]
     assert Path(phonegrade.__file__).is_relative_to(site), phonegrade.__file__  # the wheel, not the checkout
@@ -30,8 +30,8 @@ INSTALLED_USE = textwrap.dedent("""
     assert (side.classifier.task, scratch.classifier.task) == ("side", "scratch")
     store = CorrectionStore("corrections").ensure()  # writes the dataset card from the installed template
     assert Path("corrections/README.md").read_text().startswith("---")
-    examples = sorted(str(p) for p in Path(EXAMPLES_DIR).glob("*.png"))
-    assert examples
+    examples = read_examples(EXAMPLES_DIR)  # the renders and their labels.csv are installed too
+    assert examples and all(example.side for example in examples)
     demo = build_demo(Grader(side, scratch, store), examples)
     import contextlib, io
     shown = io.StringIO()

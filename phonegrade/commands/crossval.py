@@ -1,13 +1,17 @@
-"""`phonegrade crossval`: stratified k-fold cross-validation of a training recipe.
+"""`phonegrade crossval`: cross-validation of a training recipe, stratified k-fold or leave-one-group-out.
 
     phonegrade crossval --config recipes/side-default.yaml --data DIR --folds 5 --seeds 0 1 --output-dir OUT
+    phonegrade crossval --config recipes/side-default.yaml --data DIR1 DIR2 --group-by source_repo --output-dir OUT
 
 Every fold is an ordinary training run (the same options) on k-1 folds, validated on the held-out fold, so a few
-hundred photos give a mean ± std instead of one lucky 80/20 split. OUT/fold-S-K/ holds each run's model folder
-(without its resume checkpoints); OUT/crossval.json the summary; OUT/predictions.csv every photo's out-of-fold
-prediction (from the run that did not train on it). The wrong predictions made with the most confidence are printed
-too: on a hand-labelled set they are the first labels to check. An interrupted run goes on with --resume: folds
-already finished with the same recipe are kept, and the interrupted one continues from its last checkpoint.
+hundred photos give a mean ± std instead of one lucky 80/20 split. With --group-by, each fold holds out one group
+of photos instead (e.g. every photo of one source, the `source_repo` column of each data folder's labels.csv), so
+that every photo is scored by a model that never saw a photo of its source: the figure that says how a recipe does
+on photos from elsewhere. OUT/fold-S-K/ holds each run's model folder (without its resume checkpoints);
+OUT/crossval.json the summary; OUT/predictions.csv every photo's out-of-fold prediction (from the run that did not
+train on it). The wrong predictions made with the most confidence are printed too: on a hand-labelled set they are
+the first labels to check. An interrupted run goes on with --resume: folds already finished with the same recipe
+are kept, and the interrupted one continues from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -21,15 +25,17 @@ from pathlib import Path
 from ..classifier import PhoneGradeClassifier
 from ..config import ModelConfig
 from ..crossvalidation import (
+    GROUPED,
     confident_errors,
     format_summary,
     out_of_fold_rows,
     read_kinds,
     summarize_folds,
+    summarize_groups,
     summarize_kinds,
     write_rows,
 )
-from ..data import Splits, crossval_fold_record, kfold_splits, load_splits
+from ..data import LABELS_FILE, Splits, crossval_fold_record, group_splits, kfold_splits, load_all, read_label_column
 from ..errors import ConfigError, PhoneGradeError
 from ..hub import display_name
 from ..training import CHECKPOINT_DIR, TrainConfig, add_training_arguments, train
@@ -51,11 +57,16 @@ def register(subparsers) -> None:
                              "continue the interrupted one from its last checkpoint")
     add_training_arguments(parser, single_run=False)
     parser.add_argument("--folds", type=int, default=5, help="k of the stratified k-fold split")
+    parser.add_argument("--group-by", metavar="COLUMN",
+                        help=f"leave one group out instead of k folds: each fold holds out every photo whose COLUMN "
+                             f"(e.g. source_repo) in its data folder's {LABELS_FILE} has one value; a folder without "
+                             f"{LABELS_FILE} is one group")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="repeat the k folds for each seed (fold assignment and training seed)")
     parser.add_argument("--kinds", metavar="CSV",
-                        help="a CSV with 'file' (relative to --data) and 'kind' columns, e.g. a dataset's labels.csv: "
-                             "out-of-fold accuracy is reported per kind of photo too")
+                        help=f"a CSV with 'file' (relative to --data) and 'kind' columns: out-of-fold accuracy is "
+                             f"reported per kind of photo too (default: the 'kind' column of each data folder's "
+                             f"{LABELS_FILE}, where there is one)")
     parser.add_argument("--suspect-threshold", type=float, default=0.8,
                         help="list held-out photos predicted wrong with at least this probability")
     parser.set_defaults(run=run)
@@ -81,36 +92,69 @@ def finished_fold(folder: Path, fold: TrainConfig, record: dict) -> bool:
     return True
 
 
+def photo_kinds(args: argparse.Namespace, whole: Splits, origins: list[str]) -> list[str] | None:
+    """Each photo's kind: from --kinds, else from the data folders' labels.csv (None where no folder has one)."""
+    if args.kinds:
+        kinds = read_kinds(args.kinds, whole.source)
+        return [kinds.get(s.key, "unknown") for s in whole.train]
+    if not any(_has_column(Path(folder) / LABELS_FILE, "kind") for folder in set(origins)):
+        return None
+    return read_label_column(whole.train, origins, "kind", required=False)
+
+
+def _has_column(path: Path, column: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return column in f.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def fold_plan(args: argparse.Namespace, samples: list, origins: list[str], seed: int) -> list[tuple]:
+    """(held-out group or None, train, val) per fold: leave-one-group-out with --group-by, else stratified."""
+    if args.group_by:
+        return group_splits(samples, read_label_column(samples, origins, args.group_by))
+    return [(None, train, val) for train, val in kfold_splits(samples, args.folds, seed)]
+
+
 def run(args: argparse.Namespace) -> int:
     recipe = TrainConfig.from_namespace(args)
     out = Path(args.output_dir)
-    source = load_splits(args.data, args.task)
-    samples = source.train + source.val  # the whole set: the folds make their own splits
-    kinds = read_kinds(args.kinds, source.source) if args.kinds else None
+    whole, origins = load_all(args.data, args.task)
+    samples = whole.train  # the whole set: the folds make their own splits
+    kinds = photo_kinds(args, whole, origins)
+    kind_of = dict(zip((s.key for s in samples), kinds, strict=True)) if kinds is not None else None
     fold_metrics, rows = [], []
     for seed in args.seeds:
-        for k, (train_part, val) in enumerate(kfold_splits(samples, args.folds, seed), start=1):
+        plan = fold_plan(args, samples, origins, seed)
+        for k, (group, train_part, val) in enumerate(plan, start=1):
             name = f"fold-{seed}-{k}"
-            print(f"\n== {name}: seed {seed}, fold {k}/{args.folds}, {len(train_part)} train / {len(val)} val",
-                  flush=True)
+            held_out = f"group {group!r}" if group is not None else f"fold {k}/{len(plan)}"
+            print(f"\n== {name}: seed {seed}, {held_out}, {len(train_part)} train / {len(val)} val", flush=True)
             fold = dataclasses.replace(recipe, seed=seed, output_dir=str(out / name), val_fraction=None,
                                        resume=args.resume)
-            record = crossval_fold_record(source, val, args.folds, seed, k)
+            record = crossval_fold_record(whole, val, len(plan), seed, k,
+                                          {"group_by": args.group_by, "group": group} if group is not None else None)
             folder = out / name
             if not (args.resume and finished_fold(folder, fold, record)):
-                folder = train(fold, splits=Splits(train_part, val, source.labels, source.source,
-                                                   revision=source.revision), crossval_fold=record)
+                folder = train(fold, splits=Splits(train_part, val, whole.labels, whole.source,
+                                                   revision=whole.revision, folders=whole.folders),
+                               crossval_fold=record)
             fold_metrics.append(json.loads((folder / "metrics.json").read_text()))
             fold_rows = out_of_fold_rows(PhoneGradeClassifier.from_pretrained(folder), val, seed, k)
-            if kinds is not None:
-                fold_rows = [{**r, "kind": kinds.get(r["image"], "unknown")} for r in fold_rows]
+            if group is not None:
+                fold_rows = [{**r, "group": group} for r in fold_rows]
+            if kind_of is not None:
+                fold_rows = [{**r, "kind": kind_of[r["image"]]} for r in fold_rows]
             rows += fold_rows
             shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)  # resume state, not needed once finished
     suspects = confident_errors(rows, args.suspect_threshold)
-    summary = {"task": args.task, "arch": args.arch, "data": str(args.data), "folds": args.folds,
-               "seeds": args.seeds, "n_images": len(samples),
-               **summarize_folds(fold_metrics, list(source.labels)),
-               **({"per_kind": summarize_kinds(rows)} if kinds is not None else {}),
+    labels = list(whole.labels)
+    figures = ({"scheme": GROUPED, "group_by": args.group_by, "folds": len(plan), **summarize_groups(rows, labels)}
+               if args.group_by else {"folds": args.folds, **summarize_folds(fold_metrics, labels)})
+    summary = {"task": args.task, "arch": args.arch, "data": args.data[0] if len(args.data) == 1 else args.data,
+               "seeds": args.seeds, "n_images": len(samples), **figures,
+               **({"per_kind": summarize_kinds(rows, labels)} if kinds is not None else {}),
                "confident_errors": len(suspects),
                "training": {k: v for k, v in dataclasses.asdict(recipe).items() if k not in ("data", "output_dir")}}
     out.mkdir(parents=True, exist_ok=True)
