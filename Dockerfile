@@ -14,7 +14,7 @@ RUN pip install --index-url "$TORCH_INDEX" torch==2.14.1 torchvision==0.29.1
 RUN useradd --create-home --uid 1000 user && mkdir -p /data && chown user /data
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY phonegrade phonegrade
 COPY hub_cards hub_cards
 COPY recipes recipes

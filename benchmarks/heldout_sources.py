@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `pytho
 
 from phonegrade.classifier import PhoneGradeClassifier  # noqa: E402
 from phonegrade.crossvalidation import pooled_figures  # noqa: E402
-from phonegrade.data import load_sources, read_label_column  # noqa: E402
+from phonegrade.data import extra_training_samples, parse_source, read_label_column  # noqa: E402
 from phonegrade.images import load_image  # noqa: E402
 from phonegrade.transforms import decode_side, eval_transform  # noqa: E402
 
@@ -126,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         by_fold[(r["seed"], r["fold"])].append(r)
     flipped, also = [], defaultdict(list)
-    extra = {spec: load_sources([spec], summary["task"]) for spec in args.also}
+    extra = {}
+    for spec in args.also:
+        samples, _ = extra_training_samples(spec, summary["task"])
+        extra[spec] = (samples, [parse_source(spec)[0]] * len(samples))
     for (seed, fold), fold_rows in sorted(by_fold.items()):
         classifier = PhoneGradeClassifier.from_pretrained(args.crossval / f"fold-{seed}-{fold}").eval()
         flipped += rows_with(fold_rows, labels, probabilities(classifier, [r["image"] for r in fold_rows], True))
-        for spec, (samples, origins, _) in extra.items():
+        for spec, (samples, origins) in extra.items():
             wanted = spec.rpartition("=")[2]
             predicted = probabilities(classifier, [s.key for s in samples], False).argmax(-1).tolist()
             groups = read_label_column(samples, origins, "source_repo", required=False)

@@ -21,6 +21,34 @@ def render_card(template_name: str, card_data, **values) -> str:
     return str(ModelCard.from_template(card_data, template_str=template, **values))
 
 
+LICENSE_NAME = "LICENSE"  # a model folder's terms of use, linked from its card's metadata
+NO_DATA_TERMS = ("not recorded: whoever trained this model did not give the terms of its training photos "
+                 "(`phonegrade train --data-terms`). Check them before you share or use the model")
+
+
+def weights_terms(config: ModelConfig) -> str:
+    """The terms of the weights a model started from, in words."""
+    source = config.training.get("weights_source")
+    if config.training.get("init_from"):
+        return f"fine-tuned from the phonegrade model `{config.training['init_from']}`: its terms apply too"
+    if not source:
+        return "none: trained from randomly initialised weights"
+    if "Apache-2.0" in source:
+        return f"{source}; Apache License 2.0"
+    return f"{source}; see its publisher's terms (ImageNet-trained weights may carry ImageNet's terms of use)"
+
+
+def model_terms(config: ModelConfig) -> str:
+    """The LICENSE file of a model folder: what the model is bound by, its starting weights' and its training
+    data's terms."""
+    return (f"Terms of use of this phonegrade {config.task} model\n\n"
+            "A trained model is bound by the terms of what it was made from.\n\n"
+            f"Starting weights: {weights_terms(config)}.\n\n"
+            f"Training data: {config.data.get('terms') or NO_DATA_TERMS}.\n\n"
+            "phonegrade, the software that trained it, is released under the Apache License 2.0; that licence "
+            "covers the software, not this model.\n")
+
+
 def write_model_card(folder: str | os.PathLike, config: ModelConfig, metrics: dict,
                      base_model: str | None = None, promotion: dict | None = None) -> Path:
     """README.md of a model folder: what it grades, what it was trained on and how, what it measured, and (given
@@ -53,7 +81,11 @@ def write_model_card(folder: str | os.PathLike, config: ModelConfig, metrics: di
             metric_value=grouped["pooled"]["accuracy"]))
     card_data = ModelCardData(
         library_name="phonegrade",
-        license="apache-2.0",
+        # Weights and training photos carry terms of their own (academic, attribution, development-only, ...):
+        # spelled out in the folder's LICENSE file, not one SPDX id.
+        license="other",
+        license_name="phonegrade-model-terms",
+        license_link=LICENSE_NAME,
         tags=["image-classification", "phonegrade", config.task, config.arch],
         pipeline_tag="image-classification",
         datasets=[hub_dataset] if hub_dataset else None,
@@ -62,7 +94,9 @@ def write_model_card(folder: str | os.PathLike, config: ModelConfig, metrics: di
         base_model=base_model,
     )
     text = render_card("model_card.md", card_data, config=config.to_dict(), metrics=metrics, task_name=task_name,
-                       promotion=promotion)
+                       promotion=promotion, weights_terms=weights_terms(config),
+                       data_terms=config.data.get("terms") or NO_DATA_TERMS)
+    (Path(folder) / LICENSE_NAME).write_text(model_terms(config), encoding="utf-8")
     path = Path(folder) / CARD_NAME
     path.write_text(text, encoding="utf-8")
     return path

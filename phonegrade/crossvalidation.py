@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Sample
+from .errors import ConfigError
 from .metrics import compute_metrics
 
 GROUPED = "leave-one-group-out"  # a crossval summary's `scheme`; stratified k-fold summaries have none
@@ -84,8 +85,8 @@ def read_kinds(path: str, source: str) -> dict[str, str]:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         return {str(Path(source) / row["file"]): row["kind"] for row in rows}
-    except (OSError, KeyError, csv.Error) as err:
-        raise ValueError(f"--kinds {path}: expected a CSV with 'file' and 'kind' columns ({err})") from err
+    except (OSError, KeyError, UnicodeDecodeError, csv.Error) as err:
+        raise ConfigError(f"--kinds {path}: expected a CSV with 'file' and 'kind' columns ({err})") from err
 
 
 def summarize_kinds(rows: list[dict], labels: list[str]) -> dict:
@@ -165,9 +166,9 @@ def read_crossval_run(folder: Path) -> tuple[dict, list[dict]]:
         with open(folder / "predictions.csv", newline="") as f:
             rows = list(csv.DictReader(f))
     except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{folder}: not a `phonegrade crossval` output folder ({err})") from err
+        raise ConfigError(f"{folder}: not a `phonegrade crossval` output folder ({err})") from err
     if not rows or "labels" not in summary:
-        raise ValueError(f"{folder}: crossval.json or predictions.csv is incomplete")
+        raise ConfigError(f"{folder}: crossval.json or predictions.csv is incomplete")
     return summary, rows
 
 
@@ -176,24 +177,25 @@ def combine_crossval(folders: list[str | Path]) -> tuple[dict, list[dict]]:
 
     The runs must cover the same photos with the same fold assignment (same data, --folds and --seeds)."""
     if len(folders) < 2:
-        raise ValueError("combining cross-validation runs needs at least two of them")
+        raise ConfigError("combining cross-validation runs needs at least two of them")
     runs = [(Path(folder), *read_crossval_run(Path(folder))) for folder in folders]
     first_folder, first, first_rows = runs[0]
     labels = first["labels"]
     folds_of = {(r["seed"], r["image"]): r["fold"] for r in first_rows}
     for folder, summary, rows in runs[1:]:
-        for key in ("task", "folds", "seeds", "n_images", "labels"):
+        for key in ("task", "folds", "seeds", "n_images", "labels", "scheme", "group_by"):
             if summary.get(key) != first.get(key):
-                raise ValueError(f"{folder} and {first_folder} differ in {key} ({summary.get(key)!r} vs "
+                raise ConfigError(f"{folder} and {first_folder} differ in {key} ({summary.get(key)!r} vs "
                                  f"{first.get(key)!r}): only runs on the same folds can be combined")
         if {(r["seed"], r["image"]): r["fold"] for r in rows} != folds_of:
-            raise ValueError(f"{folder} and {first_folder} hold out different photos in their folds")
+            raise ConfigError(f"{folder} and {first_folder} hold out different photos in their folds")
     sums: dict[tuple, list[float]] = defaultdict(lambda: [0.0] * len(labels))
-    truth = {}
+    truth, extra = {}, {}  # extra: a grouped run's group, and the kind, of each photo
     for _, _, rows in runs:
         for r in rows:
             key = (int(r["seed"]), int(r["fold"]), r["image"])
             truth[key] = r["label"]
+            extra[key] = {column: r[column] for column in ("group", "kind") if column in r}
             for i, label in enumerate(labels):
                 sums[key][i] += float(r[f"p_{label}"]) / len(runs)
     combined, by_fold = [], defaultdict(lambda: ([], []))
@@ -201,16 +203,20 @@ def combine_crossval(folders: list[str | Path]) -> tuple[dict, list[dict]]:
         predicted = max(range(len(labels)), key=probs.__getitem__)
         combined.append({"seed": seed, "fold": fold, "image": image, "label": truth[(seed, fold, image)],
                          "predicted": labels[predicted],
-                         **{f"p_{label}": round(p, 4) for label, p in zip(labels, probs, strict=True)}})
+                         **{f"p_{label}": round(p, 4) for label, p in zip(labels, probs, strict=True)},
+                         **extra[(seed, fold, image)]})
         y_true, y_pred = by_fold[(seed, fold)]
         y_true.append(labels.index(truth[(seed, fold, image)]))
         y_pred.append(predicted)
-    fold_metrics = [compute_metrics(y_true, y_pred, labels, first["task"], first["arch"])
-                    for y_true, y_pred in by_fold.values()]
+    if first.get("scheme") == GROUPED:
+        figures = {"scheme": GROUPED, "group_by": first["group_by"], **summarize_groups(combined, labels)}
+    else:
+        figures = summarize_folds([compute_metrics(y_true, y_pred, labels, first["task"], first["arch"])
+                                   for y_true, y_pred in by_fold.values()], labels)
     summary = {"task": first["task"], "arch": first["arch"], "data": first.get("data"), "folds": first["folds"],
-               "seeds": first["seeds"], "n_images": first["n_images"], "members": len(runs),
-               **summarize_folds(fold_metrics, labels),
-               "member_runs": [{"run": str(folder), "accuracy": run_summary["accuracy"]}
-                               for folder, run_summary, _ in runs],
+               "seeds": first["seeds"], "n_images": first["n_images"], "members": len(runs), **figures,
+               **({"per_kind": summarize_kinds(combined, labels)} if combined and "kind" in combined[0] else {}),
+               "member_runs": [{"run": str(folder), "accuracy": run_summary.get("accuracy")
+                                or run_summary["pooled"]["accuracy"]} for folder, run_summary, _ in runs],
                "training": first.get("training", {})}
     return summary, combined

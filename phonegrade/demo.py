@@ -562,6 +562,17 @@ def add_options(parser: argparse.ArgumentParser, corrections_dir: str) -> None:
                         help="seconds an uploaded file is kept in --upload-dir (0: never deleted)")
 
 
+def _delete_uploads(demo) -> None:
+    """Delete the uploads Gradio holds for `demo`, as Gradio does when its server stops (a private function of
+    Gradio's: should a release move it, Gradio's own deletion still runs, if later)."""
+    try:
+        from gradio.route_utils import delete_files_created_by_app
+    except ImportError:
+        log.warning("this Gradio has no route_utils.delete_files_created_by_app: uploads are left to Gradio")
+        return
+    delete_files_created_by_app(demo, age=None)
+
+
 def serve(args: argparse.Namespace, prog: str) -> int:
     """Load the models and serve the page until interrupted; `prog` names the command in error messages."""
     from . import EXAMPLES_DIR
@@ -621,10 +632,8 @@ def serve(args: argparse.Namespace, prog: str) -> int:
     finally:
         # Gradio deletes the uploads it holds as its server's last act, which open client connections can delay
         # past this process's exit (launch returns after waiting 5 s): delete them here, as Gradio would.
-        from gradio.route_utils import delete_files_created_by_app
-
         if args.upload_ttl:  # 0: uploads are kept
-            delete_files_created_by_app(demo, age=None)
+            _delete_uploads(demo)
         if last_push and last_push.ident is not None:
             last_push.join(FINAL_PUSH_BUDGET_S + 1)
         elif pusher:

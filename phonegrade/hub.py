@@ -12,7 +12,8 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 # Files of a model folder that belong on the Hub; training checkpoints stay local.
-MODEL_FILES = [WEIGHTS_NAME, CONFIG_NAME, CARD_NAME, "metrics.json", "confusion_matrix.png", "training_log.jsonl"]
+MODEL_FILES = [WEIGHTS_NAME, CONFIG_NAME, CARD_NAME, "LICENSE", "metrics.json", "confusion_matrix.png",
+               "training_log.jsonl"]
 
 
 def display_name(source: str | os.PathLike) -> str:

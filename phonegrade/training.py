@@ -89,8 +89,9 @@ class TrainConfig:
     no_augment: bool = False
     cache_features: bool = False
     photo_cache_mb: int = 2048
-    mixed_precision: str = "no"
+    mixed_precision: str | None = None  # None: Accelerate decides (accelerate launch --mixed_precision, its config)
     data_description: str | None = None
+    data_terms: str | None = None
     card_note: str | None = None
     no_progress: bool = False
     resume: bool = False
@@ -112,10 +113,11 @@ class TrainConfig:
         check_arch(self.arch)
         choices = {"task": sorted(TASK_LABELS), "class_weights": ("none", "auto"),
                    "scheduler": ("plateau", "cosine", "none"), "keep": ("best", "last"), "augment": AUGMENTATIONS,
-                   "mixed_precision": ("no", "fp16", "bf16")}
+                   "mixed_precision": (None, "no", "fp16", "bf16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                shown = ", ".join(str(value) for value in allowed if value is not None)
+                raise ConfigError(f"{name} must be one of {shown}, got {getattr(self, name)!r}")
 
     def resolved_weights(self) -> str:
         """The starting weights actually used: --init-from replaces them; by default ImageNet where the arch has
@@ -141,7 +143,9 @@ class TrainConfig:
         differ = []
         for key in self.RECORDED:
             value = getattr(self, key)
-            recorded = training.get(key, defaults[key])
+            if value is None and key == "mixed_precision":
+                continue  # left to Accelerate: the run records what it decided
+            recorded = training.get(key, defaults[key] if key != "mixed_precision" else "no")
             if key == "class_weights":  # recorded as the weights themselves, or none
                 recorded = "auto" if isinstance(recorded, list) else "none" if recorded in (None, "none") else recorded
             if recorded != value:
@@ -249,9 +253,13 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     parser.add_argument("--photo-cache-mb", type=int, default=TrainConfig.photo_cache_mb, metavar="MB",
                         help="keep up to MB of decoded photos in memory across epochs instead of decoding their files "
                              "every epoch (0: off); training sees the same pixels either way")
-    parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
+    parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None,
+                        help="default: what `accelerate launch --mixed_precision` or `accelerate config` set, else no")
     parser.add_argument("--data-description", metavar="TEXT",
                         help="what the training data is, in words, for the model card and the demo page")
+    parser.add_argument("--data-terms", metavar="TEXT",
+                        help="the training photos' terms of use, in words (licences, attribution, allowed use), for "
+                             "the model card and its LICENSE file: a model is bound by its data's terms too")
     parser.add_argument("--card-note", metavar="TEXT",
                         help="a paragraph for the model card's training section, e.g. how this run was chosen")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
@@ -737,7 +745,8 @@ def model_config(config: TrainConfig, net, data: TrainingData, pre: Preprocessin
                   "epochs_run": state["epoch"], "best_epoch": state["best_epoch"]},
         data={"name": display_name(splits.source), "revision": splits.revision,
               "split": f"fold {fold['fold']} of {fold['folds']} (seed {fold['seed']})" if fold else "validation",
-              "crossval_fold": fold, "description": config.data_description, "n_train": len(splits.train),
+              "crossval_fold": fold, "description": config.data_description, "terms": config.data_terms,
+              "n_train": len(splits.train),
               "class_counts": dict(zip(splits.labels, label_counts(splits.train + splits.val, len(splits.labels)),
                                        strict=True)),
               "extra_train": data.extra_train},
@@ -807,6 +816,8 @@ def train(config: TrainConfig, splits: Splits | None = None, crossval_fold: dict
     from tqdm.auto import tqdm
 
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=accelerate_on_cpu())
+    # Unset, the precision is Accelerate's (accelerate launch --mixed_precision, accelerate config): record it.
+    config = dataclasses.replace(config, mixed_precision=str(accelerator.mixed_precision))
     checkpoints = Path(config.output_dir) / CHECKPOINT_DIR
 
     def progress(iterable, desc):

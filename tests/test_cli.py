@@ -98,3 +98,26 @@ def test_the_dockerfile_serves_phonegrade_demo_on_its_exposed_port():
     assert program == "phonegrade" and args.run.__module__ == "phonegrade.commands.demo"
     assert args.host == "0.0.0.0" and f"EXPOSE {args.port}" in dockerfile
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
+
+
+def test_python_dash_m_phonegrade_is_the_command_line():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "phonegrade", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "crossval" in result.stdout and "predict" in result.stdout
+
+
+def test_start_up_survives_library_releases_that_move_private_helpers(monkeypatch, caplog):
+    import gradio.route_utils
+    import huggingface_hub.utils._http
+
+    from phonegrade.corrections import bound_hub_requests
+    from phonegrade.demo import _delete_uploads
+
+    # As if a release had moved them: importing them by name fails.
+    monkeypatch.delattr(huggingface_hub.utils._http, "default_client_factory")
+    monkeypatch.delattr(gradio.route_utils, "delete_files_created_by_app")
+    bound_hub_requests()
+    _delete_uploads(demo=None)
+    assert "Hub requests are not bounded" in caplog.text and "uploads are left to Gradio" in caplog.text

@@ -358,3 +358,12 @@ def test_a_labels_csv_without_the_group_column_is_a_clear_error(side_data, tmp_p
     code = cli_main(["crossval", "--task", "side", "--arch", "wearnet", "--data", str(a), str(b), "--group-by",
                      "photographer", "--epochs", "1", "--output-dir", str(tmp_path / "cv"), "--no-progress"])
     assert code == 2
+
+
+def test_an_unreadable_kinds_file_is_a_clear_command_line_error(side_data, tmp_path, capsys):
+    kinds = tmp_path / "kinds.csv"
+    kinds.write_text("path,source\nx.png,web\n")  # neither 'file' nor 'kind'
+    code = cli_main(["crossval", "--task", "side", "--arch", "wearnet", "--data", str(side_data), "--kinds",
+                     str(kinds), "--epochs", "1", "--output-dir", str(tmp_path / "cv"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "expected a CSV with 'file' and 'kind' columns" in err and "Traceback" not in err

@@ -143,3 +143,12 @@ def test_combined_crossval_scores_each_photo_by_the_mean_of_the_runs_probabiliti
         combine_crossval([one, moved])
     with pytest.raises(ValueError, match="not a `phonegrade crossval` output folder"):
         combine_crossval([one, tmp_path])
+
+
+def test_crossval_runs_on_other_folds_are_a_clear_command_line_error(two_members, side_data, tmp_path, capsys):
+    one = _crossval_run(tmp_path / "one", [[1, 0, 0]] * 4, [1, 1, 2, 2])
+    moved = _crossval_run(tmp_path / "moved", [[1, 0, 0]] * 4, [1, 2, 1, 2])
+    code = cli_main(["ensemble", *map(str, two_members), "--data", str(side_data), "--output-dir",
+                     str(tmp_path / "out"), "--crossval-runs", str(one), str(moved), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "hold out different photos" in err and "Traceback" not in err

@@ -45,7 +45,7 @@ INSTALLED_USE = textwrap.dedent("""
 def _source_copy(folder):
     """The files a release is built from (a clean checkout's), without local runs, corrections or caches."""
     ignore = shutil.ignore_patterns("__pycache__", "checkpoints", "*.egg-info")
-    for name in ("pyproject.toml", "README.md", "data/__init__.py"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "data/__init__.py"):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, folder / name)
     for name in ("phonegrade", "hub_cards", "recipes", "data/models", "data/examples"):
@@ -62,6 +62,13 @@ def test_the_wheel_installed_outside_the_checkout_trains_loads_its_defaults_and_
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
                    check=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("phonegrade-*.whl")
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)  # the code's licence travels with it
+    assert "License-Expression: Apache-2.0" in metadata and "Project-URL: Homepage" in metadata
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, timeout=300)
     work = tmp_path / "elsewhere"

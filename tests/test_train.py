@@ -301,3 +301,32 @@ def test_loader_workers_default_to_none_on_the_cpu_and_follow_workers_when_given
     assert loader_workers(TrainConfig(task="side", data="d", output_dir="o"), torch.device("cuda")) == min(
         4, os.cpu_count() or 1)
     assert loader_workers(TrainConfig(task="side", data="d", output_dir="o", workers=3), torch.device("cpu")) == 3
+
+
+def test_unset_mixed_precision_is_left_to_accelerate_and_recorded(side_data, tmp_path, monkeypatch):
+    from phonegrade.cli import main as cli_main
+
+    # `accelerate launch --mixed_precision bf16` (or `accelerate config`) tells the processes so: this variable.
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert cli_main(["train", "--task", "side", "--arch", "wearnet", "--data", str(side_data), "--epochs", "1",
+                     "--image-size", "32", "--workers", "0", "--no-progress", "--output-dir", str(tmp_path / "m")]) == 0
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["mixed_precision"] == "bf16"
+
+
+def test_the_card_and_license_file_name_the_terms_of_the_weights_and_the_data(side_data, tmp_path):
+    from huggingface_hub import ModelCard
+
+    out = tmp_path / "m"
+    terms = "MSD lab photos: academic use, cite FDSNet; DataCluster photos: CC BY 4.0, attribution required"
+    run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--epochs", "1", "--image-size", "32",
+               "--workers", "0", "--output-dir", str(out), "--data-terms", terms])
+    card = ModelCard.load(out / "README.md")
+    assert (card.data.license, card.data.license_name, card.data.license_link) == (
+        "other", "phonegrade-model-terms", "LICENSE")
+    license_text = (out / "LICENSE").read_text()
+    assert terms in license_text and terms in card.text and "trained from randomly initialised weights" in card.text
+    assert json.loads((out / "config.json").read_text())["data"]["terms"] == terms
+
+    run_train(["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--epochs", "1", "--image-size", "32",
+               "--workers", "0", "--output-dir", str(tmp_path / "n")])
+    assert "did not give the terms of its training photos" in (tmp_path / "n" / "LICENSE").read_text()
