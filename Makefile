@@ -31,47 +31,58 @@ browser:
 	  else echo "chromium not found: the browser test needs Debian's chromium (skipped without it; .ci/run fails)"; fi; }
 
 # The embedded default models (data/models/, committed) are made from real photos that are not in this repository:
-# SIDE_REAL and SCRATCH_REAL name them. Each rule cross-validates its recipe (recipes/), then trains the final model
-# on all the photos but a 10 % sanity split, its card reporting the cross-validation, and only then replaces the
-# committed model. Without the photos it stops and keeps the committed model. `make default-models` rebuilds both
-# (`make default-model-side`: one).
-SIDE_REAL ?= ../shared/data/side-real-dev
-SCRATCH_REAL ?= ../shared/data/scratch-real-dev
+# SIDE_REAL and SCRATCH_REAL name their folders (several each, combined). Each rule cross-validates its recipe
+# (recipes/) twice, stratified 5-fold and leaving one source out (each folder's labels.csv `source_repo`; a folder
+# without one is one source), then trains the final model on all the photos but a 10 % sanity split, its card
+# reporting both, and only then replaces the committed model. Without the photos it stops and keeps the committed
+# model. `make default-models` rebuilds both (`make default-model-side`: one).
+SHARED_DATA ?= ../shared/data
+SIDE_REAL ?= $(SHARED_DATA)/side-real-dev $(SHARED_DATA)/side-real-extra
+SCRATCH_REAL ?= $(SHARED_DATA)/scratch-real-dev $(SHARED_DATA)/scratch-real-extra
 REAL_side = $(SIDE_REAL)
 REAL_scratch = $(SCRATCH_REAL)
-# The scratch photos are all phone fronts (lab screens, cracked phones, product shots): more fronts for the side model.
-EXTRA_side = $(if $(wildcard $(SCRATCH_REAL)),--extra-train $(SCRATCH_REAL)=front)
-KINDS_side =
-KINDS_scratch = $(if $(wildcard $(SCRATCH_REAL)/labels.csv),--kinds $(SCRATCH_REAL)/labels.csv)
-# What the photos are, in words, for the card and the demo page (the counts come from the data itself). Only the
-# project's own development folders are described here; name your own with SIDE_WORDS / SCRATCH_WORDS.
-ifeq ($(SIDE_REAL),../shared/data/side-real-dev)
-SIDE_WORDS ?= real photos of phones (in hands, on desks, product shots) and of look-alikes held in hands (books, \
-	calculators, cards, remotes, wallets), collected from the web for development use, plus the scratch set's \
-	photos of phone fronts as extra fronts
+# What the photos are and their terms of use, in words, for the card and the demo page (the counts come from the
+# data itself). Only the project's own development folders are described here; name your own with SIDE_WORDS /
+# SIDE_TERMS and SCRATCH_WORDS / SCRATCH_TERMS.
+ifeq ($(SIDE_REAL),$(SHARED_DATA)/side-real-dev $(SHARED_DATA)/side-real-extra)
+SIDE_WORDS ?= real photos from four sources: web photos of phones (in hands, on desks, product shots) and of \
+	look-alikes held in hands (books, calculators, cards, remotes, wallets); e-waste photos of phones, laptops, \
+	monitors, keyboards and mice on desks; photos of phone fronts and backs on desks and in hands (white, glossy and \
+	cased backs); and one ImageNet sample photo per class for other objects, rooms, furniture, food, animals and nature
+SIDE_TERMS ?= web photos of phones and look-alikes: no licence stated, development and evaluation use only; \
+	EcoEra-FourFront/EcoEra and joao-albano/farm-tech-rede-neural (Roboflow exports): CC BY 4.0, attribution \
+	required; EliSchwartz/imagenet-sample-images: ImageNet's terms, non-commercial research and education only
 endif
-ifeq ($(SCRATCH_REAL),../shared/data/scratch-real-dev)
+ifeq ($(SCRATCH_REAL),$(SHARED_DATA)/scratch-real-dev $(SHARED_DATA)/scratch-real-extra)
 SCRATCH_WORDS ?= real photos of phone screens: lab photos of scratched, oily, stained and clean screens (MSD, \
-	Peking University; academic use), crowd-sourced photos of cracked phones (DataCluster Labs, CC BY 4.0) and web \
-	photos of cracked and clean phone fronts (development use)
+	Peking University), crowd-sourced photos of cracked phones (DataCluster Labs), web photos of cracked and clean \
+	phone fronts, and photos of cracked and clean phones as people take them (in hands, on tables, in reviews)
+SCRATCH_TERMS ?= MSD lab photos (Peking University): academic use, cite FDSNet (ICASSP 2022); DataCluster Labs \
+	photos (Roboflow): CC BY 4.0, attribution required; NanoNets and mahamatnoumai/detect_phone_screen web photos: \
+	no licence stated, development and evaluation use only
 endif
 SIDE_WORDS ?= real photos ($(notdir $(SIDE_REAL)))
 SCRATCH_WORDS ?= real photos ($(notdir $(SCRATCH_REAL)))
 WORDS_side = $(SIDE_WORDS)
 WORDS_scratch = $(SCRATCH_WORDS)
+TERMS_side = $(SIDE_TERMS)
+TERMS_scratch = $(SCRATCH_TERMS)
 
 data/models/%-default/model.safetensors: | $(VENV)/.installed
 	$(MAKE) default-model-$*
 
 default-model-%: | $(VENV)/.installed
-	@test -d "$(REAL_$*)" || { echo "$(REAL_$*) is not a folder: the $* default model is trained on real photos \
-	that are not in this repository. Set $(shell echo $* | tr a-z A-Z)_REAL to them; the committed model is kept."; exit 2; }
-	rm -rf runs/$*-default-cv runs/$*-default
-	$(PY) -m phonegrade.cli crossval --config recipes/$*-default.yaml --data $(REAL_$*) $(EXTRA_$*) $(KINDS_$*) \
+	@for d in $(REAL_$*); do test -d "$${d%=*}" || { echo "$${d%=*} is not a folder: the $* default model is trained \
+	on real photos that are not in this repository. Set $(shell echo $* | tr a-z A-Z)_REAL to them; the committed \
+	model is kept."; exit 2; }; done
+	rm -rf runs/$*-default-cv runs/$*-default-loso runs/$*-default
+	$(PY) -m phonegrade.cli crossval --config recipes/$*-default.yaml --data $(REAL_$*) \
 	  --folds 5 --seeds 0 --no-progress --output-dir runs/$*-default-cv
-	$(PY) phonegrade/train.py --config recipes/$*-default.yaml --data $(REAL_$*) $(EXTRA_$*) --val-fraction 0.1 \
-	  --crossval-summary runs/$*-default-cv/crossval.json --data-description "$(WORDS_$*)" --no-progress \
-	  --output-dir runs/$*-default
+	$(PY) -m phonegrade.cli crossval --config recipes/$*-default.yaml --data $(REAL_$*) \
+	  --group-by source_repo --no-progress --output-dir runs/$*-default-loso
+	$(PY) phonegrade/train.py --config recipes/$*-default.yaml --data $(REAL_$*) --val-fraction 0.1 \
+	  --crossval-summary runs/$*-default-cv/crossval.json runs/$*-default-loso/crossval.json \
+	  --data-description "$(WORDS_$*)" --data-terms "$(TERMS_$*)" --no-progress --output-dir runs/$*-default
 	rm -rf runs/$*-default/checkpoints
 	rm -rf data/models/$*-default && mv runs/$*-default data/models/$*-default
 

@@ -441,7 +441,7 @@ class HubPusher:
     """
 
     def __init__(self, store: CorrectionStore, repo_id: str, every_s: float = 300, token: str | None = None,
-                 private: bool = False, batch_size: int = MAX_RECORDS_PER_COMMIT):
+                 private: bool = True, batch_size: int = MAX_RECORDS_PER_COMMIT):
         import threading
 
         self.store, self.repo_id, self.every_s = store, repo_id, every_s

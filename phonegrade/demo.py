@@ -540,6 +540,10 @@ def add_options(parser: argparse.ArgumentParser, corrections_dir: str) -> None:
     parser.add_argument("--corrections-repo", default=env("PHONEGRADE_CORRECTIONS_REPO"),
                         help="Hub dataset repo the corrections are pushed to in the background "
                              "[PHONEGRADE_CORRECTIONS_REPO]")
+    parser.add_argument("--public-corrections", action="store_true",
+                        default=env("PHONEGRADE_PUBLIC_CORRECTIONS") == "1",
+                        help="create --corrections-repo as a public dataset (default: private; an existing repo keeps "
+                             "its visibility) [PHONEGRADE_PUBLIC_CORRECTIONS=1]")
     parser.add_argument("--push-every", type=float, default=float(env("PHONEGRADE_PUSH_EVERY", "300")),
                         help="seconds between background pushes of new corrections")
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"))
@@ -602,7 +606,8 @@ def serve(args: argparse.Namespace, prog: str) -> int:
     pusher = None
     if args.corrections_repo:
         bound_hub_requests()  # a Hub that stops answering fails a push (its records stay queued), never hangs it
-        pusher = HubPusher(store, args.corrections_repo, every_s=args.push_every).start()
+        pusher = HubPusher(store, args.corrections_repo, every_s=args.push_every,
+                           private=not args.public_corrections).start()
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     grader = Grader(side, scratch, store, max_upload_bytes=max_bytes, ask_margin=args.ask_margin)
     try:

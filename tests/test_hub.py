@@ -202,3 +202,17 @@ def test_hub_data_and_corrections_are_read_at_one_recorded_commit(hub, side_data
     again = model_validation_split(ModelConfig.from_dict(config), "user/photos")
     assert again.revision == data_sha
     assert len(again.val) == config["metrics"]["n_val"]
+
+
+def test_the_corrections_repo_is_created_private_unless_asked_for_public(hub, tmp_path):
+    from huggingface_hub import HfApi
+
+    from phonegrade.cli import main as cli_main
+
+    stores = [_store_with_records(tmp_path / name, n=1)[0] for name in ("a", "b", "c")]
+    HubPusher(stores[0], "user/quiet").push_all()  # as the demo's background pusher makes it
+    assert HfApi().dataset_info("user/quiet").private
+    assert cli_main(["corrections", "push", "--source", str(stores[1].root), "--repo", "user/open", "--public"]) == 0
+    assert not HfApi().dataset_info("user/open").private
+    assert cli_main(["corrections", "push", "--source", str(stores[2].root), "--repo", "user/closed"]) == 0
+    assert HfApi().dataset_info("user/closed").private

@@ -87,7 +87,8 @@ def register(subparsers) -> None:
     push = action("push", "upload records not yet in the Hub dataset repo, and delete removed ones from it",
                   run_push, source_help="corrections folder")
     push.add_argument("--repo", required=True, help="Hub dataset repo id")
-    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.add_argument("--public", action="store_true",
+                      help="create the repo as public (default: private; an existing repo keeps its visibility)")
     remove = action("remove", "delete a record (a takedown): here at once, and from the Hub repo with --repo or at "
                               "the next push (the removal is logged, so one made while the Hub is unreachable is "
                               "carried out later)", run_remove, source_help="corrections folder")
@@ -154,7 +155,7 @@ def _hub_revision(source: str) -> str | None:
 
 def run_push(args: argparse.Namespace) -> int:
     bound_hub_requests()  # a Hub that stops answering fails the push (the records stay queued), never hangs it
-    pusher = HubPusher(CorrectionStore(args.source), args.repo, private=args.private)
+    pusher = HubPusher(CorrectionStore(args.source), args.repo, private=not args.public)
     pending, removals = len(pusher.pending()), len(pusher.pending_removals())
     pushed = pusher.push_all()
     left = len(pusher.pending_removals())
