@@ -72,6 +72,22 @@ def content_hash(image: Image.Image) -> str:
     return digest.hexdigest()
 
 
+HASH_KEY_FILE = ".hash-key"  # a store's secret for the keyed hashes of photos not contributed; never pushed
+KEYED_PREFIX = "hmac-sha256:"
+
+
+def keyed_hash(image: Image.Image, key: bytes) -> str:
+    """HMAC-SHA-256 of the decoded RGB pixels under a store's secret `key`: what a record without the sender's
+    consent publishes instead of `content_hash`, so that nobody holding a photo can confirm it was sent, while the
+    store can still tell repeats of one photo apart."""
+    import hmac
+
+    rgb = image.convert("RGB")
+    mac = hmac.new(key, f"{rgb.width}x{rgb.height}:".encode(), hashlib.sha256)
+    mac.update(rgb.tobytes())
+    return KEYED_PREFIX + mac.hexdigest()
+
+
 def clean_comment(text: str | None) -> str:
     """Plain text only: no markup, no control characters, bounded length."""
     text = re.sub(r"<[^>]*>", "", text or "")
@@ -112,6 +128,25 @@ class CorrectionStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 
+    def hash_key(self) -> bytes:
+        """The store's secret for keyed hashes: made on first use (32 random bytes, readable by its owner only),
+        kept beside the records; the pusher uploads record folders only, never this file."""
+        path = self.root / HASH_KEY_FILE
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+            f.flush()
+            os.fsync(f.fileno())
+        return path.read_bytes()
+
     def ensure(self) -> CorrectionStore:
         (self.root / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
         (self.root / STAGING_DIR).mkdir(exist_ok=True)
@@ -123,8 +158,8 @@ class CorrectionStore:
             corrected_scratch: str | None = None, models: dict[str, str | None] | None = None,
             comment: str | None = None, consent: bool = False, source: str = "flagged") -> str:
         """Store one correction; returns its record id once it is safely on disk. With `consent` (the sender
-        contributes the photo under CC BY 4.0) the photo is kept; without it only its labels, probabilities and
-        pixel hash are. `source`: one of SOURCES."""
+        contributes the photo under CC BY 4.0) the photo is kept; without it only its labels, probabilities, the
+        comment and a keyed pixel hash (`keyed_hash`) are. `source`: one of SOURCES."""
         if source not in SOURCES:
             raise CorrectionError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
         corrected_side = _check_label("side", corrected_side)
@@ -132,9 +167,14 @@ class CorrectionStore:
         if not corrected_side and not corrected_scratch:
             raise CorrectionError("pick the correct side and/or scratch label")
         rgb = image.convert("RGB")
-        digest = content_hash(rgb)
+        # A published photo may as well have its plain hash; a photo kept back gets one only this store can make.
+        try:
+            digest = content_hash(rgb) if consent else keyed_hash(rgb, self.hash_key())
+        except OSError as err:
+            raise CorrectionError(f"could not save the correction ({err.strerror or err}); "
+                                  f"predictions still work") from err
         now = datetime.now(UTC)
-        record_id = f"{now:%Y%m%dT%H%M%S%f}-{digest[:12]}-{secrets.token_hex(3)}"
+        record_id = f"{now:%Y%m%dT%H%M%S%f}-{digest.removeprefix(KEYED_PREFIX)[:12]}-{secrets.token_hex(3)}"
         models = models or {}
         metadata = {
             "file_name": "image.png", "record_id": record_id, "timestamp": now.isoformat(timespec="microseconds"),

@@ -294,7 +294,8 @@ INTRO = ("# phonegrade\n"
          "Upload a photo of a phone: which side it shows, and — for a front view — how scratched the screen is. "
          "If a prediction is wrong, report it below: corrections train the next model.")
 CONSENT_LABEL = ("Contribute this photo under CC BY 4.0 (it may be published in the corrections dataset and used to "
-                 "train models). Unticked, only the labels, the probabilities and a hash of the pixels are kept.")
+                 "train models). Unticked, only the labels, the probabilities, your comment and a hash of the pixels "
+                 "are kept.")
 # Phone-sized screens: nothing wider than the screen (long model names and tables scroll inside their box).
 PAGE_CSS = """
 #summary h2 { margin: 0.2em 0; }

@@ -10,6 +10,7 @@ from phonegrade.corrections import (
     Prediction,
     clean_comment,
     content_hash,
+    keyed_hash,
     latest_by_image,
     load_correction_rows,
     merge_corrections,
@@ -110,6 +111,25 @@ def test_export_needs_an_output_folder(tmp_path, capsys):
     assert exit_.value.code == 2 and "--out" in capsys.readouterr().err
 
 
+def test_without_consent_the_published_hash_is_keyed_so_a_photo_cannot_be_matched_to_it(tmp_path):
+    store = CorrectionStore(tmp_path / "a").ensure()
+    photo = Image.new("RGB", (9, 5), (200, 10, 10))
+    first, again = (store.add(photo, FRONT_PREDICTED, corrected_side="back") for _ in range(2))
+    contributed = store.add(photo, FRONT_PREDICTED, corrected_side="back", consent=True)
+    records = {r["record_id"]: r for r in store.records()}
+    # Anyone can compute content_hash(photo); only this store's secret gives the keyed hash.
+    assert records[first]["content_hash"] == keyed_hash(photo, store.hash_key()) != content_hash(photo)
+    assert content_hash(photo)[:12] not in first  # nor does the record id carry the plain hash
+    assert records[again]["content_hash"] == records[first]["content_hash"]  # repeats still group together
+    assert records[contributed]["content_hash"] == content_hash(photo)  # the photo itself is published anyway
+    other = CorrectionStore(tmp_path / "b").ensure()
+    other.add(photo, FRONT_PREDICTED, corrected_side="back")
+    assert other.records()[0]["content_hash"] != records[first]["content_hash"]
+    key_file = store.root / ".hash-key"
+    assert len(key_file.read_bytes()) == 32 and key_file.stat().st_mode & 0o077 == 0  # owner only
+    assert CorrectionStore(store.root).hash_key() == store.hash_key()  # kept across restarts
+
+
 def test_without_consent_the_record_keeps_labels_probabilities_and_hash_but_no_photo(tmp_path):
     store = CorrectionStore(tmp_path).ensure()
     photo = Image.new("RGB", (9, 5), (200, 10, 10))
@@ -117,9 +137,9 @@ def test_without_consent_the_record_keeps_labels_probabilities_and_hash_but_no_p
     (record,) = store.records()
     assert record["record_id"] == record_id and record["image_path"] is None
     assert record["licence"] is None and record["photo_stored"] is False
-    assert record["content_hash"] == content_hash(photo) and (record["width"], record["height"]) == (9, 5)
+    assert (record["width"], record["height"]) == (9, 5)
     assert record["corrected_side"] == "back" and json.loads(record["side_probabilities"]) == FRONT_PREDICTED.side
-    stored = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "README.md"]
+    stored = [p for p in tmp_path.rglob("*") if p.is_file() and p.name not in ("README.md", ".hash-key")]
     assert [p.name for p in stored] == ["record.jsonl"]  # no image file of any kind, no placeholder
     assert not any(p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") for p in tmp_path.rglob("*"))
     (row,) = load_correction_rows(tmp_path)  # the loader copes: the row is there, without an image

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from phonegrade.corrections import CorrectionStore, Prediction, content_hash, summarize
+from phonegrade.corrections import CorrectionStore, Prediction, content_hash, keyed_hash, summarize
 from phonegrade.demo import NOT_A_PHONE_NOTE, Assessment, Grader, load_model, top_two_margin
 from phonegrade.errors import ConfigError, CorrectionError
 from phonegrade.quality import measure_quality
@@ -84,7 +84,14 @@ def test_flag_stores_the_recomputed_prediction_and_the_models(grader, side_data)
 
 
 def test_flag_keeps_the_photo_only_with_consent(grader, side_data):
+    from phonegrade.demo import CONSENT_LABEL
+
     image = Image.open(next((side_data / "val" / "back").iterdir())).convert("RGB")
+    grader.flag(image, "back", "", "a comment")
+    (kept,) = grader.store.records()
+    # The consent sentence names everything a record without consent keeps.
+    assert kept["image_path"] is None and kept["comment"] == "a comment" and kept["content_hash"]
+    assert "your comment" in CONSENT_LABEL and "hash of the pixels" in CONSENT_LABEL
     without = grader.flag(image, "back", "", None)
     with_consent = grader.flag(image, "back", "", None, consent=True)
     records = {r["record_id"]: r for r in grader.store.records()}
@@ -208,7 +215,8 @@ def test_api_predict_and_flag_through_gradio_client(running_app, gradable_photo)
     record = stored[flagged["record_id"]]
     assert record["corrected_side"] == "front" and record["corrected_scratch"] == "minor_scratch"
     # Without consent the record keeps the photo's pixel hash, not the photo; a flag unless it answers a question.
-    assert record["image_path"] is None and record["content_hash"] == content_hash(Image.open(photo))
+    assert record["image_path"] is None
+    assert record["content_hash"] == keyed_hash(Image.open(photo), store.hash_key()) != content_hash(Image.open(photo))
     assert record["source"] == "flagged"
     answered = client.predict(handle_file(str(photo)), "front", "", "", True, True, api_name="/flag")
     record = {r["record_id"]: r for r in store.records()}[answered["record_id"]]

@@ -26,7 +26,7 @@ from phonegrade.corrections import (
     CorrectionStore,
     HubPusher,
     Prediction,
-    content_hash,
+    keyed_hash,
     load_correction_rows,
 )
 from phonegrade.errors import ImageLoadError
@@ -232,7 +232,7 @@ def test_stored_photos_are_upright_flattened_rgb_of_the_first_frame(running_app,
         (record,) = [r for r in store.records() if r["record_id"] == record_id]
         # /flag asks no consent yet, so the record keeps no photo: its size and pixel hash are the upright photo's.
         assert record["image_path"] is None and (record["width"], record["height"]) == size, name
-        assert record["content_hash"] == content_hash(upright), name
+        assert record["content_hash"] == keyed_hash(upright, store.hash_key()), name
 
 
 def test_uploads_above_the_size_limit_are_refused(running_app, tmp_path):
@@ -286,7 +286,8 @@ def test_hostile_comment_and_file_name_store_only_clean_content_under_generated_
     for path in root.rglob("*"):
         relative = path.relative_to(root).as_posix()
         assert marker not in relative
-        assert re.fullmatch(r"README\.md|\.pushed|\.staging|records|labels_only|(records|labels_only)/\d{4}-\d\d-\d\d"
+        assert re.fullmatch(r"README\.md|\.pushed|\.staging|\.hash-key|records|labels_only"
+                            r"|(records|labels_only)/\d{4}-\d\d-\d\d"
                             r"|records/\d{4}-\d\d-\d\d/[0-9T]+-[0-9a-f]{12}-[0-9a-f]{6}(/image\.png|/metadata\.jsonl)?"
                             r"|labels_only/\d{4}-\d\d-\d\d/[0-9T]+-[0-9a-f]{12}-[0-9a-f]{6}(/record\.jsonl)?",
                             relative), relative
@@ -295,7 +296,7 @@ def test_hostile_comment_and_file_name_store_only_clean_content_under_generated_
     assert sorted(p.name for p in folder.iterdir()) == ["record.jsonl"]
     metadata = json.loads((folder / "record.jsonl").read_text())
     assert set(metadata) == set(LABELS_ONLY_FIELDS)  # only the documented fields: no file name or path
-    assert metadata["content_hash"] == content_hash(Image.open(io.BytesIO(payload)))
+    assert metadata["content_hash"] == keyed_hash(Image.open(io.BytesIO(payload)), CorrectionStore(root).hash_key())
     assert not any(marker in str(value) for value in metadata.values())
     stored = metadata["comment"]  # plain text: tags and control characters removed, bounded
     assert not re.search(r"[<>\x00-\x09\x0b-\x1f]|script|onerror", stored) and len(stored) <= 500
