@@ -1,5 +1,6 @@
 """What a leave-one-group-out cross-validation says beyond its accuracy: flip test-time augmentation, photos of
-other folders, calibration and the ask-when-unsure margin, all on photos of sources the fold models never saw.
+other folders, and calibration, all on photos of sources the fold models never saw (the ask-when-unsure margin on
+the same predictions: benchmarks/ask_margin.py).
 
     python benchmarks/heldout_sources.py --crossval runs/side-loso --also SCRATCH_DIR=front \
         --output benchmarks/results/side_heldout_sources.json
@@ -8,10 +9,9 @@ other folders, calibration and the ask-when-unsure margin, all on photos of sour
 it held out, this computes:
 - the pooled figures as the run recorded them, and again with flip test-time augmentation (the mean of the
   probabilities of the photo and its mirror image);
-- calibration: the expected calibration error (15 equal-width bins of the top probability) of the out-of-fold
-  probabilities, and again after temperature scaling, with the temperature fitted on the other groups' photos only
-  (so the held-out group never tunes its own temperature); and the temperature fitted on every photo;
-- for each ask margin, the share of photos the demo would ask about and the share of wrong grades among them.
+- calibration (`phonegrade.calibration.calibration_report`): the expected calibration error of the out-of-fold
+  probabilities, and again after temperature scaling, each group's photos scaled by the temperature fitted on the
+  other groups' photos only; and the temperature fitted on every photo (what `train --calibrate-from` uses);
 --also DIR=LABEL grades every photo under DIR with every fold model (none of them trained on it, unless the run
 had it as --extra-train) and reports the share graded LABEL, per fold model and per source group of DIR.
 The last line printed is the JSON object, also written to --output.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -31,14 +30,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python benchmarks/x.py` from a checkout
 
+from phonegrade.calibration import calibration_report  # noqa: E402
 from phonegrade.classifier import PhoneGradeClassifier  # noqa: E402
 from phonegrade.crossvalidation import pooled_figures  # noqa: E402
 from phonegrade.data import extra_training_samples, parse_source, read_label_column  # noqa: E402
 from phonegrade.images import load_image  # noqa: E402
 from phonegrade.transforms import decode_side, eval_transform  # noqa: E402
-
-MARGINS = (0.1, 0.2, 0.3, 0.4, 0.5)
-TEMPERATURES = [round(0.5 + 0.05 * i, 2) for i in range(91)]  # 0.5 to 5.0
 
 
 def probabilities(classifier: PhoneGradeClassifier, paths: list[str], flip: bool) -> torch.Tensor:
@@ -60,55 +57,6 @@ def rows_with(rows: list[dict], labels: list[str], probs: torch.Tensor) -> list[
     return [{**r, "predicted": labels[int(p.argmax())], **{f"p_{label}": float(v) for label, v in zip(labels, p,
                                                                                                        strict=True)}}
             for r, p in zip(rows, probs, strict=True)]
-
-
-def scaled(rows: list[dict], labels: list[str], temperature: float) -> list[dict]:
-    """Temperature scaling of out-of-fold probabilities: softmax(log p / T)."""
-    logp = torch.tensor([[math.log(max(float(r[f"p_{label}"]), 1e-7)) for label in labels] for r in rows])
-    return rows_with(rows, labels, torch.softmax(logp / temperature, -1))
-
-
-def nll(rows: list[dict], labels: list[str]) -> float:
-    return -sum(math.log(max(float(r[f"p_{r['label']}"]), 1e-7)) for r in rows) / len(rows)
-
-
-def fit_temperature(rows: list[dict], labels: list[str]) -> float:
-    return min(TEMPERATURES, key=lambda t: nll(scaled(rows, labels, t), labels))
-
-
-def expected_calibration_error(rows: list[dict], labels: list[str], bins: int = 15) -> float:
-    """Σ_bins (n_bin / n) · |accuracy − mean top probability| over equal-width bins of the top probability."""
-    binned = defaultdict(list)
-    for r in rows:
-        top = max(float(r[f"p_{label}"]) for label in labels)
-        binned[min(int(top * bins), bins - 1)].append((top, r["label"] == r["predicted"]))
-    return sum(len(b) / len(rows) * abs(sum(c for _, c in b) / len(b) - sum(t for t, _ in b) / len(b))
-               for b in binned.values())
-
-
-def ask_figures(rows: list[dict], labels: list[str]) -> list[dict]:
-    errors = sum(r["label"] != r["predicted"] for r in rows)
-    figures = []
-    for margin in MARGINS:
-        asked = [r for r in rows if (lambda p: p[0] - p[1])(sorted((float(r[f"p_{label}"]) for label in labels),
-                                                                     reverse=True)) < margin]
-        caught = sum(r["label"] != r["predicted"] for r in asked)
-        figures.append({"margin": margin, "asked_share": round(len(asked) / len(rows), 4),
-                        "errors": errors, "errors_asked": caught})
-    return figures
-
-
-def calibration(rows: list[dict], labels: list[str], group: str) -> dict:
-    """ECE before and after temperature scaling; each group's temperature fitted on the other groups' photos."""
-    after = []
-    for name in sorted({r[group] for r in rows}):
-        others = [r for r in rows if r[group] != name]
-        after += scaled([r for r in rows if r[group] == name], labels, fit_temperature(others, labels))
-    return {"ece": round(expected_calibration_error(rows, labels), 4),
-            "ece_temperature_scaled": round(expected_calibration_error(after, labels), 4),
-            "nll": round(nll(rows, labels), 4), "nll_temperature_scaled": round(nll(after, labels), 4),
-            "temperature_all_photos": fit_temperature(rows, labels),
-            "accuracy_temperature_scaled": pooled_figures(after, labels)["accuracy"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,19 +99,15 @@ def main(argv: list[str] | None = None) -> int:
                "flip_tta": {"pooled": pooled_figures(flipped, labels),
                             "per_group": {g: pooled_figures([r for r in flipped if r[group] == g], labels)
                                           for g in sorted({r[group] for r in flipped})}},
-               "calibration": calibration(rows, labels, group),
-               "ask": ask_figures(rows, labels),
+               "calibration": calibration_report(rows, labels, group),
                "also": dict(also)}
     for name in ("as_recorded", "flip_tta"):
         p = results[name]["pooled"]
         print(f"{name:12} accuracy {p['accuracy']:.3f}  recall "
               + "  ".join(f"{label} {r:.3f}" for label, r in p["recall"].items()))
     c = results["calibration"]
-    print(f"ECE {c['ece']:.3f} -> {c['ece_temperature_scaled']:.3f} temperature-scaled (T on all photos "
-          f"{c['temperature_all_photos']})")
-    for a in results["ask"]:
-        print(f"ask margin {a['margin']:.1f}: asks {a['asked_share']:.1%}, catches {a['errors_asked']} of "
-              f"{a['errors']} errors")
+    print(f"ECE {c['ece']:.3f} -> {c['ece_scaled']:.3f} temperature-scaled, each group by the others' temperature "
+          f"(on all photos: T = {c['temperature']})")
     for spec, folds in results["also"].items():
         print(f"{spec}: " + ", ".join(f"fold {f['fold']} {f['share']:.3f}" for f in folds))
     print(json.dumps(results))

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import torch
 
+from .calibration import apply_temperature, calibration_report
 from .cards import write_model_card
 from .classifier import PhoneGradeClassifier, save_weights
 from .config import ModelConfig
 from .corrections import load_correction_rows, merge_corrections
-from .crossvalidation import GROUPED, card_numbers
+from .crossvalidation import GROUPED, card_numbers, read_crossval_run
 from .data import PhotoDataset, Splits, extra_training_samples, label_counts, load_splits
 from .errors import ConfigError
 from .hub import display_name, push_model_folder, resolve_dataset_revision
@@ -99,6 +100,7 @@ class TrainConfig:
     corrections_all: bool = False
     corrections_in_val: bool = False
     crossval_summary: str | list[str] | None = None
+    calibrate_from: str | None = None
     push_to_hub: str | None = None
     private: bool = False
 
@@ -279,6 +281,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     parser.add_argument("--crossval-summary", metavar="CROSSVAL_JSON", nargs="+",
                         help="crossval.json of `phonegrade crossval` with this recipe (one stratified, one "
                              "leave-one-group-out, or both): their numbers go into config.json and the model card")
+    parser.add_argument("--calibrate-from", metavar="CROSSVAL_DIR",
+                        help="a `phonegrade crossval` output folder of this recipe (best: leave-one-group-out): "
+                             "divide the final logits by the temperature that fits its out-of-fold probabilities "
+                             "best, so that the model's probabilities say how often it is right (docs/models.md)")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the finished model folder to this repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
 
@@ -730,6 +736,20 @@ def read_crossval_summaries(paths: str | list[str], task: str) -> dict[str, dict
     return found
 
 
+def calibrate(classifier: PhoneGradeClassifier, run: str, accelerator) -> None:
+    """Temperature scaling fitted on a crossval run's out-of-fold probabilities, folded into the final layer and
+    recorded in config.json (`training.calibration`)."""
+    summary, rows = read_crossval_run(Path(run))
+    if summary.get("task") != classifier.task or summary.get("labels") != classifier.labels:
+        raise ConfigError(f"--calibrate-from {run} is a {summary.get('task')} run; this model is a {classifier.task} "
+                          f"model with labels {classifier.labels}")
+    report = calibration_report(rows, classifier.labels, group="group" if summary.get("scheme") == GROUPED else None)
+    apply_temperature(classifier.net, report["temperature"])
+    classifier.config.training["calibration"] = {"run": display_name(run), **report}
+    accelerator.print(f"calibration: temperature {report['temperature']} (out-of-fold ECE {report['ece']:.3f} -> "
+                      f"{report['ece_scaled']:.3f} on {report['photos']} photos of {display_name(run)})")
+
+
 def model_config(config: TrainConfig, net, data: TrainingData, pre: Preprocessing, weights: str,
                  trainable_blocks: int, state: dict, loss_weights, crossval_fold: dict | None) -> ModelConfig:
     """What the model folder's config.json says: the model, and how it was made (names, never local paths)."""
@@ -834,6 +854,8 @@ def train(config: TrainConfig, splits: Splits | None = None, crossval_fold: dict
     state = fit(config, accelerator, net, loop, loss_weights, state, checkpoints, progress)
     model_cfg = model_config(config, net, data, pre, weights, trainable_blocks, state, loss_weights, crossval_fold)
     classifier, metrics = final_evaluation(config, accelerator, loop, model_cfg, checkpoints)
+    if config.calibrate_from:  # after the evaluation: scaling the logits never changes the predicted label
+        calibrate(classifier, config.calibrate_from, accelerator)
     write_folder(config, accelerator, classifier, metrics, state, weights)
     accelerator.end_training()
     return Path(config.output_dir)

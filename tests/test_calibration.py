@@ -1,0 +1,94 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from phonegrade.calibration import (
+    apply_temperature,
+    calibration_report,
+    expected_calibration_error,
+    fit_temperature,
+    scale_probabilities,
+)
+from phonegrade.classifier import PhoneGradeClassifier
+
+from .conftest import run_train
+
+LABELS = ["front", "back", "none"]
+
+
+def _overconfident(n: int = 3000, true_temperature: float = 2.0, seed: int = 0):
+    """Labels drawn from softmax(z / 2), probabilities reported as softmax(z): twice too sure."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = 3 * torch.randn(n, 3, generator=generator, dtype=torch.float64)
+    targets = torch.multinomial(torch.softmax(logits / true_temperature, -1), 1, generator=generator)[:, 0]
+    return torch.softmax(logits, -1), targets
+
+
+def test_the_fitted_temperature_undoes_overconfidence_and_lowers_the_calibration_error():
+    probabilities, targets = _overconfident()
+    temperature = fit_temperature(probabilities, targets)
+    assert temperature == pytest.approx(2.0, abs=0.15)
+    before = expected_calibration_error(probabilities, targets)
+    after = expected_calibration_error(scale_probabilities(probabilities, temperature), targets)
+    assert before > 0.1 and after < 0.03
+    assert torch.equal(scale_probabilities(probabilities, temperature).argmax(-1), probabilities.argmax(-1))
+
+
+def test_expected_calibration_error_of_a_hand_made_case():
+    # Two photos at 0.9 (one right): |0.5 - 0.9| = 0.4; two at 0.6, both right: |1 - 0.6| = 0.4; all weigh 1/2.
+    probabilities = torch.tensor([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.6, 0.3, 0.1], [0.1, 0.6, 0.3]])
+    targets = torch.tensor([0, 1, 0, 1])
+    assert expected_calibration_error(probabilities, targets) == pytest.approx(0.4)
+
+
+def _rows(probabilities, targets, groups):
+    return [{"label": LABELS[t], "predicted": LABELS[int(p.argmax())], "group": g,
+             **{f"p_{label}": float(v) for label, v in zip(LABELS, p, strict=True)}}
+            for p, t, g in zip(probabilities, targets.tolist(), groups, strict=True)]
+
+
+def test_grouped_report_scales_each_group_by_the_other_groups_temperature():
+    probabilities, targets = _overconfident(n=1200)
+    rows = _rows(probabilities, targets, ["a", "b", "c"] * 400)
+    report = calibration_report(rows, LABELS, group="group")
+    assert report["scaled_by_group"] and report["photos"] == 1200
+    assert report["temperature"] == fit_temperature(probabilities, targets)
+    assert report["ece_scaled"] < report["ece"] and report["nll_scaled"] < report["nll"]
+
+
+def test_apply_temperature_divides_the_networks_logits(trained_side_model):
+    classifier = PhoneGradeClassifier.from_pretrained(trained_side_model).eval()
+    pixels = torch.randn(4, 3, classifier.image_size, classifier.image_size)
+    with torch.no_grad():
+        before = classifier(pixels)
+        apply_temperature(classifier.net, 2.5)
+        assert torch.allclose(classifier(pixels), before / 2.5, atol=1e-5)
+
+
+def test_training_calibrates_from_a_crossval_run_and_records_it(side_data, tmp_path):
+    run = tmp_path / "cv"
+    run.mkdir()
+    probabilities, targets = _overconfident(n=300)
+    rows = _rows(probabilities, targets, ["a", "b"] * 150)
+    (run / "crossval.json").write_text(json.dumps({"task": "side", "arch": "wearnet", "labels": LABELS,
+                                                   "scheme": "leave-one-group-out", "group_by": "source_repo"}))
+    with open(run / "predictions.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["seed", "fold", "image", *rows[0]])
+        writer.writeheader()
+        writer.writerows({"seed": 0, "fold": 1 + i % 2, "image": f"p{i}.png", **r} for i, r in enumerate(rows))
+    common = ["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--epochs", "1", "--image-size", "32",
+              "--workers", "0"]
+    run_train([*common, "--output-dir", str(tmp_path / "plain")])
+    run_train([*common, "--output-dir", str(tmp_path / "calibrated"), "--calibrate-from", str(run)])
+    config = json.loads((tmp_path / "calibrated" / "config.json").read_text())
+    calibration = config["training"]["calibration"]
+    assert calibration["run"] == "cv" and calibration["temperature"] == fit_temperature(probabilities, targets)
+    assert calibration["scaled_by_group"] and calibration["ece_scaled"] < calibration["ece"]
+    plain, calibrated = (PhoneGradeClassifier.from_pretrained(tmp_path / name).eval()
+                         for name in ("plain", "calibrated"))
+    pixels = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():  # the same seeded training; only the last layer is divided
+        assert torch.allclose(calibrated(pixels) * calibration["temperature"], plain(pixels), atol=1e-4)
+    assert "logits divided by" in (tmp_path / "calibrated" / "README.md").read_text()
