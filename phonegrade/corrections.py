@@ -40,6 +40,7 @@ from PIL import Image
 
 from .cards import render_card
 from .data import Sample, stratified_split
+from .duplicates import difference_hash, near_duplicate_of_any
 from .errors import CorrectionError
 from .images import load_image
 from .labels import SCRATCH_LABELS, SIDE_LABELS, TASK_LABELS
@@ -381,7 +382,8 @@ def merge_corrections(splits, rows: list[dict], task: str, into_val: bool = Fals
     the same photo in training. Corrections go to training only; a corrected photo that is also in the base
     validation split is left out, so validation keeps measuring what it measured, unless `into_val`
     (then corrections are split like the base data, and such photos are relabelled in validation too).
-    Records without a photo have nothing to train on and are not counted here.
+    Records without a photo have nothing to train on and are not counted here. A near-duplicate of a validation
+    photo (`duplicates.difference_hash`: resized, re-encoded, slightly edited) is left out like the photo itself.
     """
     import functools
 
@@ -395,11 +397,15 @@ def merge_corrections(splits, rows: list[dict], task: str, into_val: bool = Fals
         return {content_hash(load_image(s.load())): i for i, s in enumerate(samples)}
 
     train_hashes, val_hashes = hashes(splits.train), hashes(splits.val)
+    # A resized or re-encoded copy of a validation photo is that photo too: training on it would flatter validation.
+    val_near = [difference_hash(load_image(s.load())) for s in splits.val]
     new = []
     for digest, row in latest.items():
         label = labels.index(row[f"corrected_{task}"])
         sample = Sample(functools.partial(_row_image, row), label, f"correction:{row['record_id']}")
-        if digest in val_hashes:
+        if digest not in val_hashes and near_duplicate_of_any(difference_hash(_row_image(row)), val_near):
+            report["skipped_in_val"] += 1
+        elif digest in val_hashes:
             if into_val:
                 splits.val[val_hashes[digest]] = sample
                 report["relabelled"] += 1

@@ -29,49 +29,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .corrections import content_hash, has_photo
 from .crossvalidation import read_crossval_run
+from .duplicates import NEAR_DUPLICATE_BITS, difference_hash, near_duplicate_groups
 from .errors import ConfigError, CorrectionError, ImageLoadError
 from .hub import WEIGHTS_NAME, display_name
 from .images import load_image
 
 TRIAGE_LOG = "triage.jsonl"
 CONFIDENT = 0.8  # a top probability at least this high is a prediction the model is sure of
-# Bits (of 64) in which two difference hashes may differ and still be one photo: re-encoding, resizing and small
-# changes of brightness or crop move a few; different photos differ in about half.
-NEAR_DUPLICATE_BITS = 10
 DECISIONS = ("accepted", "queued", "rejected")
-
-
-# ---------------------------------------------------------------- near-duplicates
-
-def difference_hash(image: Image.Image, size: int = 8) -> int:
-    """A 64-bit perceptual hash (for size 8): whether each pixel of a (size + 1) × size greyscale copy is brighter
-    than its left neighbour. Alike for a photo and its re-encoded, resized or slightly edited copies."""
-    grey = np.asarray(image.convert("L").resize((size + 1, size), Image.Resampling.LANCZOS), dtype=np.int16)
-    bits = (grey[:, 1:] > grey[:, :-1]).flatten()
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
-
-
-def near_duplicate_groups(hashes: list[int], max_bits: int = NEAR_DUPLICATE_BITS) -> list[int]:
-    """For each hash the index of its group's first member: hashes within `max_bits` of each other, directly or
-    through other members, share a group."""
-    parent = list(range(len(hashes)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(len(hashes)):
-        for j in range(i + 1, len(hashes)):
-            if (hashes[i] ^ hashes[j]).bit_count() <= max_bits:
-                a, b = sorted((root(i), root(j)))
-                parent[b] = a
-    return [root(i) for i in range(len(hashes))]
 
 
 # ---------------------------------------------------------------- scores

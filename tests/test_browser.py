@@ -142,6 +142,35 @@ def test_grade_ask_explain_and_answer_in_the_browser(browser, default_app, tmp_p
     page.close()
 
 
+def not_a_phone_photo() -> Path:
+    """The bundled example the default side model is surest is not a phone (the rendered look-alike)."""
+    from phonegrade import DEFAULT_MODELS, EXAMPLES_DIR, PhoneGradeClassifier
+
+    side = PhoneGradeClassifier.from_pretrained(DEFAULT_MODELS["side"])
+    photos = sorted(Path(EXAMPLES_DIR).glob("*.png"))
+    probabilities = side.predict(photos)
+    photo, chosen = max(zip(photos, probabilities, strict=True), key=lambda pair: pair[1]["none"])
+    assert max(chosen, key=chosen.get) == "none", f"the default side model calls no example `none`: {chosen}"
+    return photo
+
+
+def test_a_photo_that_is_not_a_phone_gets_no_grade_and_no_heatmap_in_the_browser(browser, default_app):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(default_app["url"])
+    grade(page, PHOTO)  # a front first: its heatmap is on the page when the next photo comes
+    expect(page.locator("#heatmap img")).to_be_visible(timeout=60_000)
+    grade(page, not_a_phone_photo())
+    expect(page.locator("#summary")).to_contain_text("This does not look like a phone", timeout=60_000)
+    expect(page.locator("#note")).to_contain_text("Report a wrong prediction")
+    expect(page.locator("#heatmap img")).to_have_count(0, timeout=30_000)  # the front's heatmap is gone, none new
+    page.locator("#details").get_by_text("Details", exact=True).click()
+    # No scratch grade, not even in the details.
+    expect(page.locator("#scratch")).not_to_contain_text(re.compile("major_scratch|minor_scratch|no_scratch"))
+    page.close()
+
+
 def test_the_page_fits_a_phone_screen(browser, default_app):
     from playwright.sync_api import expect
 

@@ -4,8 +4,10 @@ import shutil
 import statistics
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from phonegrade.classifier import PhoneGradeClassifier
@@ -367,3 +369,29 @@ def test_an_unreadable_kinds_file_is_a_clear_command_line_error(side_data, tmp_p
                      str(kinds), "--epochs", "1", "--output-dir", str(tmp_path / "cv"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "expected a CSV with 'file' and 'kind' columns" in err and "Traceback" not in err
+
+
+def test_crossval_corrections_train_every_fold_but_never_on_a_copy_of_a_held_out_photo(side_data, tmp_path):
+    from phonegrade.corrections import CorrectionStore, Prediction
+
+    photos = sorted((side_data / "train" / "front").glob("*.png"))[:2]
+    store = CorrectionStore(tmp_path / "corrections").ensure()
+    shown = Prediction({"front": 0.4, "back": 0.3, "none": 0.3}, {})
+    # One correction of a resized, re-encoded copy of a data photo, one of a photo the data does not hold.
+    copy = Image.open(photos[0]).convert("RGB").resize((64, 64))
+    store.add(copy, shown, corrected_side="back", consent=True)
+    noise = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)  # like no photo of the data
+    store.add(Image.fromarray(noise), shown, corrected_side="none", consent=True)
+    out = tmp_path / "cv"
+    assert cli_main(["crossval", "--task", "side", "--arch", "wearnet", "--data", str(side_data), "--folds", "2",
+                     "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0", "--corrections",
+                     str(store.root), "--corrections-all", "--output-dir", str(out), "--no-progress"]) == 0
+    with open(out / "predictions.csv") as f:
+        held_out_in = {r["image"]: r["fold"] for r in csv.DictReader(f)}
+    original_fold = held_out_in[str(photos[0])]
+    for fold in ("1", "2"):
+        used = json.loads((out / f"fold-0-{fold}" / "config.json").read_text())["corrections"]
+        if fold == original_fold:  # the copy of a held-out photo stays out; the other correction trains
+            assert (used["added_train"], used["skipped_in_val"]) == (1, 1)
+        else:  # the original photo trains in this fold: its correction relabels nothing (a copy) and trains too
+            assert (used["added_train"], used["skipped_in_val"]) == (2, 0)

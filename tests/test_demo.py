@@ -308,3 +308,18 @@ def test_the_examples_note_names_every_example_the_models_grade_wrong(grader, gr
     (folder / "labels.csv").write_text("file,side,scratch\na-card.png,tablet,\n")
     with pytest.raises(ConfigError, match="a-card.png has labels 'tablet'"):
         read_examples(folder)
+
+
+def test_a_confident_grade_is_not_asked_about_and_an_unsure_one_is_at_the_same_margin(grader, gradable_photo):
+    image = Image.open(gradable_photo)
+    grader.ask_margin = 0.4
+    make_sure_of(grader.side.classifier, "back")  # a back view: only the side model is asked about
+    sure = grader.assess(image)
+    assert top_two_margin(sure.prediction.side) > 0.99 and not sure.ask and sure.ask_reason == ""
+    # Now back and none tie (equal output biases, far above front's): the margin is below 0.4, and it asks.
+    bias = grader.side.classifier.net.head[-1].bias
+    with torch.no_grad():
+        bias[grader.side.classifier.labels.index("none")] = bias[grader.side.classifier.labels.index("back")]
+    unsure = grader.assess(image)
+    assert top_two_margin(unsure.prediction.side) < 0.4 and unsure.ask
+    assert "The side model is unsure between" in unsure.ask_reason

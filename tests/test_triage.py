@@ -14,12 +14,10 @@ from PIL import Image, ImageEnhance
 from phonegrade import PhoneGradeClassifier
 from phonegrade.cli import main as cli_main
 from phonegrade.corrections import CorrectionStore, Prediction, content_hash, load_correction_rows
+from phonegrade.duplicates import NEAR_DUPLICATE_BITS, difference_hash, near_duplicate_groups
 from phonegrade.images import load_image
 from phonegrade.synth import write_synthetic_dataset
 from phonegrade.triage import (
-    NEAR_DUPLICATE_BITS,
-    difference_hash,
-    near_duplicate_groups,
     out_of_fold_probabilities,
     read_decisions,
     select_corrections,

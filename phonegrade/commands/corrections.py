@@ -25,12 +25,12 @@ from ..corrections import (
     load_correction_rows,
     summarize,
 )
+from ..duplicates import NEAR_DUPLICATE_BITS
 from ..errors import ConfigError
 from ..hub import resolve_dataset_revision
 from ..labels import TASK_LABELS
 from ..triage import (
     CONFIDENT,
-    NEAR_DUPLICATE_BITS,
     append_decisions,
     out_of_fold_probabilities,
     queue,
