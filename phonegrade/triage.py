@@ -100,58 +100,93 @@ def _decide(label: str, top: str, confidence: float, confident: float, contradic
     return "accepted", f"fixes an unsure prediction ({top} {confidence:.2f} < {confident})"
 
 
+def _group_ids(rows: list[dict], groups: list[int], hashes: list[int], earlier: dict[str, dict]) -> dict[int, str]:
+    """A stable id per near-duplicate group: the id an earlier triage gave one of its records (the oldest such
+    record's), else `dh:` and the difference hash of its oldest record. So a group keeps its id when records are
+    added, decided or removed, and the review queue's items stay the same items."""
+    ids: dict[int, str] = {}
+    for row, group in zip(rows, groups, strict=True):  # rows are sorted oldest first
+        known = (earlier.get(row["record_id"]) or {}).get("group")
+        if known and group not in ids:
+            ids[group] = known
+    return {group: ids.get(group, f"dh:{hashes[group]:016x}") for group in set(groups)}
+
+
 def triage(rows: list[dict], task: str, classifier, out_of_fold: dict[str, dict[str, float]] | None = None,
            confident: float = CONFIDENT, max_bits: int = NEAR_DUPLICATE_BITS,
-           reviewed: Iterable[str] = ()) -> list[dict]:
-    """Decision lines for the rows (with a photo) that correct `task`, except those in `reviewed` (record ids a
-    person has decided on: their decision stands)."""
-    reviewed = set(reviewed)
-    rows = sorted((r for r in rows if r.get(f"corrected_{task}") and has_photo(r) and r["record_id"] not in reviewed),
-                  key=lambda r: r["timestamp"])
-    if not rows:
+           decisions: dict[tuple[str, str], dict] | None = None) -> list[dict]:
+    """Decision lines for the rows (with a photo) that correct `task`. `decisions`: those made before
+    (`read_decisions`). A reviewer's decision on a record stands, and holds for its near-duplicates: a copy of a
+    rejected photo is rejected, a copy of an accepted one with the same label accepted, with another label
+    queued. Group ids are kept from earlier runs (`_group_ids`)."""
+    earlier = {record_id: d for (record_id, t), d in (decisions or {}).items() if t == task}
+    reviewed = {record_id: d for record_id, d in earlier.items() if d.get("by") == "review"}
+    everything = sorted((r for r in rows if r.get(f"corrected_{task}") and has_photo(r)), key=lambda r: r["timestamp"])
+    if not [r for r in everything if r["record_id"] not in reviewed]:
         return []
-    hashes = [difference_hash(r["image"]) for r in rows]
+    hashes = [difference_hash(r["image"]) for r in everything]
     groups = near_duplicate_groups(hashes, max_bits)
-    predicted = classifier.predict([r["image"] for r in rows])
-    scored = []
-    for row, probabilities in zip(rows, predicted, strict=True):
-        source = "model"
-        if out_of_fold and row["content_hash"] in out_of_fold:
-            probabilities, source = out_of_fold[row["content_hash"]], "out_of_fold"
-        top = max(probabilities, key=probabilities.get)
-        scored.append((row, {k: round(v, 4) for k, v in probabilities.items()}, source, top))
+    group_ids = _group_ids(everything, groups, hashes, earlier)
     members: dict[int, list[int]] = defaultdict(list)
     for i, group in enumerate(groups):
         members[group].append(i)
+    todo = [i for i, r in enumerate(everything) if r["record_id"] not in reviewed]
+    predicted = dict(zip(todo, classifier.predict([everything[i]["image"] for i in todo]), strict=True))
+    scored = {}
+    for i, probabilities in predicted.items():
+        source = "model"
+        if out_of_fold and everything[i]["content_hash"] in out_of_fold:
+            probabilities, source = out_of_fold[everything[i]["content_hash"]], "out_of_fold"
+        top = max(probabilities, key=probabilities.get)
+        scored[i] = ({k: round(v, 4) for k, v in probabilities.items()}, source, top)
     model, revision, now = display_name(classifier.source or ""), model_revision(classifier), _now()
     lines = []
     for group, indices in members.items():
-        contradicted = [i for i in indices if scored[i][3] != rows[i][f"corrected_{task}"]
-                        and scored[i][1][scored[i][3]] >= confident]
-        labels = {rows[i][f"corrected_{task}"] for i in indices}
-        for i in indices:
-            row, probabilities, source, top = scored[i]
+        undecided = [i for i in indices if i in scored]
+        by_reviewer = [reviewed[everything[i]["record_id"]] for i in indices if i not in scored]
+        contradicted = [i for i in undecided if scored[i][2] != everything[i][f"corrected_{task}"]
+                        and scored[i][0][scored[i][2]] >= confident]
+        labels = {everything[i][f"corrected_{task}"] for i in undecided}
+        for i in undecided:
+            row, (probabilities, source, top) = everything[i], scored[i]
             label, confidence = row[f"corrected_{task}"], probabilities[top]
-            decision, reason = _decide(label, top, confidence, confident, i in contradicted, bool(contradicted),
-                                       labels)
+            if by_reviewer:  # the newest reviewer decision in the group holds for its copies
+                decision, reason = _follow_reviewer(by_reviewer[-1], label)
+            else:
+                decision, reason = _decide(label, top, confidence, confident, i in contradicted, bool(contradicted),
+                                           labels)
             lines.append({"record_id": row["record_id"], "task": task, "decision": decision, "reason": reason,
-                          "group": f"dh:{hashes[group]:016x}", "group_size": len(indices), "corrected": label,
+                          "group": group_ids[group], "group_size": len(indices), "corrected": label,
                           "predicted": top, "confidence": confidence, "probabilities": probabilities,
                           "probability_source": source, "model": model, "model_revision": revision,
                           "by": "triage", "time": now})
     return sorted(lines, key=lambda line: line["record_id"])
 
 
+def _follow_reviewer(review: dict, label: str) -> tuple[str, str]:
+    """The decision for a near-duplicate of a photo a reviewer decided on."""
+    if review["decision"] == "rejected":
+        return "rejected", f"near-duplicate of a photo a reviewer rejected ({review['record_id']})"
+    if review["decision"] == "accepted" and review.get("corrected") == label:
+        return "accepted", f"near-duplicate of a photo a reviewer accepted as {label} ({review['record_id']})"
+    return "queued", (f"near-duplicate of a photo a reviewer {review['decision']} as {review.get('corrected')}, "
+                      f"corrected to {label} here")
+
+
 def review_lines(decisions: dict[tuple[str, str], dict], ids: Iterable[str], decision: str,
                  task: str | None = None) -> list[dict]:
     """A reviewer's decision for records (by record id, any decision) or queued groups (by group id, `dh:…`: every
-    queued record of the group)."""
+    queued record of the group). A record's decision holds for the queued near-duplicates of its photo that name
+    the same label (listed with it); later copies follow it at the next triage."""
     lines = []
     for wanted in ids:
         if wanted.startswith("dh:"):
             chosen = [d for d in decisions.values() if d.get("group") == wanted and d["decision"] == "queued"]
         else:
             chosen = [d for d in decisions.values() if d["record_id"] == wanted]
+            chosen += [d for d in decisions.values() for c in list(chosen)
+                       if d["decision"] == "queued" and d["record_id"] != c["record_id"] and d["task"] == c["task"]
+                       and d.get("group") == c.get("group") and d.get("corrected") == c.get("corrected")]
         chosen = [d for d in chosen if task is None or d["task"] == task]
         if not chosen:
             raise ConfigError(f"{wanted}: no triaged record or queued group with this id"

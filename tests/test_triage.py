@@ -18,8 +18,10 @@ from phonegrade.duplicates import NEAR_DUPLICATE_BITS, difference_hash, near_dup
 from phonegrade.images import load_image
 from phonegrade.synth import write_synthetic_dataset
 from phonegrade.triage import (
+    append_decisions,
     out_of_fold_probabilities,
     read_decisions,
+    review_lines,
     select_corrections,
     triage,
 )
@@ -178,6 +180,40 @@ def test_review_accepts_and_rejects_queued_corrections_and_triage_keeps_a_review
     assert "no triaged record or queued group" in capsys.readouterr().err
     for record in store.records():  # decisions live beside the records, which stay as they were written
         assert "decision" not in json.loads(Path(record["image_path"]).with_name("metadata.jsonl").read_text())
+
+
+def test_a_reviewers_rejection_holds_for_every_copy_of_the_photo_and_its_group_keeps_its_id(pool, tmp_path):
+    store = CorrectionStore(tmp_path).ensure()
+    photo = load_image(pool[21])
+    copies = [slightly_varied(photo, seed) for seed in (11, 12, 13)]
+    model = FixedModel({content_hash(image): _sure("none") for image in [photo, *copies]})
+
+    def run_triage():
+        decisions = read_decisions(tmp_path)
+        lines = triage(load_correction_rows(tmp_path), "side", model, decisions=decisions)
+        append_decisions(tmp_path, lines)
+        return {line["record_id"]: line for line in lines}
+
+    first = store.add(photo, SHOWN, "back", consent=True)
+    second = store.add(copies[0], SHOWN, "back", consent=True)
+    lines = run_triage()
+    group = lines[first]["group"]
+    assert lines[first]["decision"] == lines[second]["decision"] == "queued" and lines[second]["group"] == group
+    # Rejecting one record rejects its queued copies with the same label at once ...
+    append_decisions(tmp_path, review_lines(read_decisions(tmp_path), [first], "rejected"))
+    decisions = read_decisions(tmp_path)
+    assert decisions[(first, "side")]["decision"] == decisions[(second, "side")]["decision"] == "rejected"
+    # ... and copies sent later follow it, in the same group, also once the first record is gone.
+    third = store.add(copies[1], SHOWN, "back", consent=True)
+    line = run_triage()[third]
+    assert (line["decision"], line["group"]) == ("rejected", group)
+    assert "near-duplicate of a photo a reviewer rejected" in line["reason"]
+    store.remove(first)
+    fourth = store.add(copies[2], SHOWN, "back", consent=True)
+    line = run_triage()[fourth]
+    assert (line["decision"], line["group"]) == ("rejected", group)
+    chosen, _ = select_corrections(load_correction_rows(tmp_path), read_decisions(tmp_path), "side")
+    assert chosen == []  # no copy of the rejected photo reaches training
 
 
 # ---------------------------------------------------------------- a flood of wrong corrections

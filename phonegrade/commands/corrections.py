@@ -106,7 +106,7 @@ def run_triage(args: argparse.Namespace) -> int:
     decisions = read_decisions(args.source, revision=revision)
     reviewed = {record_id for (record_id, t), d in decisions.items() if t == task and d["by"] == "review"}
     out_of_fold = out_of_fold_probabilities(args.crossval, task) if args.crossval else None
-    lines = triage(rows, task, classifier, out_of_fold, args.confident, args.near_duplicate_bits, reviewed)
+    lines = triage(rows, task, classifier, out_of_fold, args.confident, args.near_duplicate_bits, decisions)
     append_decisions(args.source, lines)
     decided = Counter(line["decision"] for line in lines)
     groups = {line["group"] for line in lines if line["decision"] == "queued"}
