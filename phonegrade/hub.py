@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import DataError, ModelLoadError
+from .errors import ConfigError, DataError, ModelLoadError
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -70,11 +70,32 @@ def _endpoint() -> str:
     return constants.ENDPOINT
 
 
+def check_may_push(repo_id: str, replace: bool = False, token: str | None = None) -> None:
+    """Refuse (ConfigError) to push to a Hub repo that already holds a model, unless `replace`: a new model should
+    pass `phonegrade promote` (or the user say --force) before it replaces the one people use."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if replace:
+        return
+    try:
+        holds = HfApi(token=token).file_exists(repo_id, WEIGHTS_NAME, repo_type="model")
+    except (HfHubHTTPError, OSError) as err:
+        raise ModelLoadError(f"could not reach the Hub to check {repo_id} ({err.__class__.__name__}); check the "
+                             f"network or HF_ENDPOINT") from err
+    if holds:
+        raise ConfigError(f"{repo_id} already holds a model: pushing would replace it unchecked. Compare the two "
+                          f"first (`phonegrade promote ... --push-to-hub {repo_id}`), or pass --force to replace it")
+
+
 def push_model_folder(folder: str | os.PathLike, repo_id: str, private: bool = False,
-                      token: str | None = None, commit_message: str = "Upload phonegrade model") -> str:
-    """Create (if needed) and upload a model folder to a Hub repo; returns the commit URL."""
+                      token: str | None = None, commit_message: str = "Upload phonegrade model",
+                      replace: bool = False) -> str:
+    """Create (if needed) and upload a model folder to a Hub repo; returns the commit URL. A repo that holds a
+    model already is refused unless `replace` (`check_may_push`)."""
     from huggingface_hub import HfApi
 
+    check_may_push(repo_id, replace, token)
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",

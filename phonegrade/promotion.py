@@ -4,8 +4,11 @@ Both are scored on the same photos: the out-of-fold predictions of cross-validat
 photo scored by the fold model that did not train on it), or a model scored on a run's photos, and on a frozen
 held-out folder neither trained on. For each photo only the pairs where one is right and the other wrong tell them
 apart: McNemar's exact test on those discordant pairs says whether the difference is more than chance, and a
-paired bootstrap over photos gives a confidence interval of the accuracy difference. The decision is "promote"
-unless the candidate is worse beyond that noise (one-sided exact p below alpha) on any comparison.
+paired bootstrap over photos gives a 95 % confidence interval of the accuracy difference.
+
+The decision is non-inferiority: "promote" only when, on every comparison, the interval's lower end is at least
+−margin (default one point of accuracy), i.e. the data show the candidate is not worse by more than the margin.
+When they cannot tell (too few photos, too many that only the baseline gets right) the current model is kept.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .data import Sample
 from .errors import ConfigError
 
 ALPHA = 0.05
+MARGIN = 0.01  # the accuracy a candidate may lose and still be "not worse"
 RESAMPLES = 2000
 REPORT_JSON, REPORT_MD = "promotion.json", "promotion.md"
 # The options that make two cross-validation runs hold out the same photos in the same folds.
@@ -115,38 +119,44 @@ def paired_bootstrap_interval(candidate: np.ndarray, baseline: np.ndarray, resam
 
 
 def compare(candidate: np.ndarray, baseline: np.ndarray, alpha: float = ALPHA, resamples: int = RESAMPLES,
-            seed: int = 0) -> dict:
+            seed: int = 0, margin: float = MARGIN) -> dict:
     """Accuracies, their difference with a bootstrap interval, the discordant pairs and McNemar's test, and a
-    verdict: better or worse beyond the noise (one-sided p < alpha), or no different within it."""
+    verdict: "not worse" when the interval's lower end is at least −margin (non-inferiority), else "worse" when
+    McNemar's one-sided p is below alpha, else "cannot tell"; `better` says whether p_better is below alpha."""
     candidate_only, baseline_only = int(np.sum(candidate & ~baseline)), int(np.sum(~candidate & baseline))
     test = mcnemar_exact(candidate_only, baseline_only)
-    verdict = ("worse" if test["p_worse"] < alpha else "better" if test["p_better"] < alpha
-               else "no different beyond the noise")
+    interval = paired_bootstrap_interval(candidate, baseline, resamples, seed=seed)
+    verdict = ("not worse" if interval[0] >= -margin else "worse" if test["p_worse"] < alpha else "cannot tell")
     return {"photos": len(candidate), "candidate_accuracy": round(float(candidate.mean()), 4),
             "baseline_accuracy": round(float(baseline.mean()), 4),
-            "difference": round(float(candidate.mean() - baseline.mean()), 4),
-            "interval_95": list(paired_bootstrap_interval(candidate, baseline, resamples, seed=seed)),
+            "difference": round(float(candidate.mean() - baseline.mean()), 4), "interval_95": list(interval),
             "candidate_only_right": candidate_only, "baseline_only_right": baseline_only, **test,
-            "verdict": verdict}
+            "margin": margin, "verdict": verdict, "better": test["p_better"] < alpha}
 
 
-def decide(comparisons: dict[str, dict], alpha: float = ALPHA) -> tuple[str, str]:
-    """("promote", why) unless the candidate is worse beyond the noise on some comparison (("keep", why))."""
-    worse = [name for name, c in comparisons.items() if c["verdict"] == "worse"]
-    if worse:
-        return "keep", (f"the candidate is worse beyond the noise on {' and '.join(worse)} "
-                        f"(one-sided McNemar p < {alpha})")
-    better = [name for name, c in comparisons.items() if c["verdict"] == "better"]
-    return "promote", ("the candidate is better beyond the noise on " + " and ".join(better) if better
-                       else "the candidate is not worse beyond the noise on any comparison")
+def decide(comparisons: dict[str, dict]) -> tuple[str, str]:
+    """("promote", why) when the candidate is not worse (by more than the margin) on every comparison, else
+    ("keep", why): worse, or not shown to be not worse."""
+    margin = next(iter(comparisons.values()))["margin"]
+    doubtful = [name for name, c in comparisons.items() if c["verdict"] != "not worse"]
+    if doubtful:
+        worse = [name for name in doubtful if comparisons[name]["verdict"] == "worse"]
+        return "keep", ((f"the candidate is worse on {' and '.join(worse)} (McNemar); " if worse else "")
+                        + f"the data do not show it is within {margin:.3g} accuracy of the baseline on "
+                        + " and ".join(doubtful) + " (lower end of the 95 % interval below "
+                        + f"{-margin:+.3g})")
+    better = [name for name, c in comparisons.items() if c["better"]]
+    reason = f"the candidate is not worse by more than {margin:.3g} accuracy on any comparison"
+    return "promote", reason + (f", and better beyond the noise on {' and '.join(better)}" if better else "")
 
 
 # ---------------------------------------------------------------- the report
 
 def promotion_report(candidate: str, baseline: str, comparisons: dict[str, dict], alpha: float = ALPHA) -> dict:
-    decision, reason = decide(comparisons, alpha)
+    decision, reason = decide(comparisons)
     return {"decision": decision, "reason": reason, "candidate": candidate, "baseline": baseline, "alpha": alpha,
-            "comparisons": comparisons, "time": datetime.now(UTC).isoformat(timespec="seconds")}
+            "margin": next(iter(comparisons.values()))["margin"], "comparisons": comparisons,
+            "time": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def format_report(report: dict) -> str:
@@ -154,16 +164,19 @@ def format_report(report: dict) -> str:
     lines = [f"# Promotion: {report['decision']}", "",
              f"Candidate `{report['candidate']}` against baseline `{report['baseline']}`: **{report['decision']}** "
              f"({report['reason']}).", "",
-             "| compared on | photos | candidate | baseline | difference (95% CI) | only candidate right | "
+             "| compared on | photos | seeds | candidate | baseline | difference (95% CI) | only candidate right | "
              "only baseline right | McNemar p (worse / better) | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, c in report["comparisons"].items():
         low, high = c["interval_95"]
-        lines.append(f"| {name} | {c['photos']} | {c['candidate_accuracy']:.3f} | {c['baseline_accuracy']:.3f} | "
-                     f"{c['difference']:+.3f} ({low:+.3f} to {high:+.3f}) | {c['candidate_only_right']} | "
-                     f"{c['baseline_only_right']} | {c['p_worse']:.3g} / {c['p_better']:.3g} | {c['verdict']} |")
-    lines += ["", f"Decision rule: promote unless the candidate is worse beyond the noise (one-sided exact McNemar "
-                  f"p < {report['alpha']}) on any comparison."]
+        lines.append(f"| {name} | {c['photos']} | {c.get('seeds', '—')} | {c['candidate_accuracy']:.3f} | "
+                     f"{c['baseline_accuracy']:.3f} | {c['difference']:+.3f} ({low:+.3f} to {high:+.3f}) | "
+                     f"{c['candidate_only_right']} | {c['baseline_only_right']} | {c['p_worse']:.3g} / "
+                     f"{c['p_better']:.3g} | {c['verdict']} |")
+    lines += ["", f"Decision rule (non-inferiority): promote only when, on every comparison, the lower end of the "
+                  f"paired 95 % bootstrap interval of the accuracy difference is at least −{report['margin']:.3g}; "
+                  f"otherwise keep the baseline. Cross-validation outcomes are each photo's out-of-fold "
+                  f"probabilities averaged over the runs' seeds."]
     return "\n".join(lines) + "\n"
 
 

@@ -29,7 +29,7 @@ from .corrections import load_correction_rows, merge_corrections
 from .crossvalidation import GROUPED, card_numbers, read_crossval_run
 from .data import PhotoDataset, Splits, extra_training_samples, label_counts, load_splits
 from .errors import ConfigError
-from .hub import display_name, push_model_folder, resolve_dataset_revision
+from .hub import check_may_push, display_name, push_model_folder, resolve_dataset_revision
 from .labels import TASK_LABELS
 from .losses import balanced_class_weights, focal_loss
 from .metrics import compute_metrics, format_report, write_metrics
@@ -103,6 +103,7 @@ class TrainConfig:
     calibrate_from: str | None = None
     push_to_hub: str | None = None
     private: bool = False
+    force: bool = False
 
     # What config.json records of a run (where data and output live is recorded as names elsewhere, or not at all).
     RECORDED = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "crop_pct", "gamma",
@@ -287,6 +288,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
                              "best, so that the model's probabilities say how often it is right (docs/models.md)")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the finished model folder to this repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--force", action="store_true",
+                        help="with --push-to-hub: replace the model the repo already holds (without it such a push is "
+                             "refused before training starts: `phonegrade promote` compares the two first)")
 
 
 def recipe_text(name: str | os.PathLike) -> str:
@@ -822,7 +826,7 @@ def write_folder(config: TrainConfig, accelerator, classifier: PhoneGradeClassif
             else f"last epoch {state['epoch']}; best was {state['best_epoch']}")
     accelerator.print(f"\nmodel folder: {out}  ({kept})")
     if config.push_to_hub:
-        url = push_model_folder(out, config.push_to_hub, private=config.private)
+        url = push_model_folder(out, config.push_to_hub, private=config.private, replace=config.force)
         accelerator.print(f"pushed to {url}")
 
 
@@ -843,6 +847,8 @@ def train(config: TrainConfig, splits: Splits | None = None, crossval_fold: dict
     def progress(iterable, desc):
         return tqdm(iterable, desc=desc, leave=False, disable=config.no_progress or not accelerator.is_main_process)
 
+    if config.push_to_hub and accelerator.is_main_process:
+        check_may_push(config.push_to_hub, config.force)  # now, not after the training it would waste
     set_seed(config.seed)
     data = assemble_data(config, accelerator, splits)
     net, weights = build_model(config, len(data.splits.labels), accelerator)

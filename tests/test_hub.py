@@ -42,6 +42,20 @@ def test_training_pushes_a_model_that_loads_by_repo_id(hub, side_data, tmp_path)
     assert not any(f.startswith("checkpoints/") for f in files)  # resumable state stays local
 
 
+def test_pushing_over_a_model_the_repo_holds_is_refused_before_training_unless_forced(hub, side_data, tmp_path):
+    common = ["--task", "side", "--arch", "wearnet", "--data", str(side_data), "--epochs", "1", "--image-size", "32",
+              "--workers", "0", "--push-to-hub", "user/guarded"]
+    env = hub.client_env(tmp_path / "hf-child")
+    run_train([*common, "--output-dir", str(tmp_path / "first")], env=env)  # an empty repo: pushed
+    first = hub.files("user/guarded")["model.safetensors"]
+    result = run_train([*common, "--output-dir", str(tmp_path / "second")], env=env, check=False)
+    assert result.returncode == 2 and "already holds a model" in result.stderr and "--force" in result.stderr
+    assert not (tmp_path / "second" / "model.safetensors").exists()  # refused before training, not after
+    assert hub.files("user/guarded")["model.safetensors"] == first
+    run_train([*common, "--output-dir", str(tmp_path / "third"), "--seed", "3", "--force"], env=env)
+    assert hub.files("user/guarded")["model.safetensors"] != first
+
+
 def test_from_pretrained_pins_a_revision(hub, trained_side_model, tmp_path):
     from huggingface_hub import HfApi
 
@@ -50,7 +64,7 @@ def test_from_pretrained_pins_a_revision(hub, trained_side_model, tmp_path):
     config = json.loads((trained_side_model / "config.json").read_text())
     changed = tmp_path / "changed"
     PhoneGradeClassifier({**config}).save_pretrained(changed)  # fresh random weights, same config
-    push_model_folder(changed, "user/pinned")
+    push_model_folder(changed, "user/pinned", replace=True)
     assert first and HfApi().model_info("user/pinned").sha != first_sha
     old = PhoneGradeClassifier.from_pretrained("user/pinned", revision=first_sha)
     pixels = torch.randn(2, 3, 48, 48)

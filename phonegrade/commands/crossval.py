@@ -45,12 +45,13 @@ from . import HelpFormatter
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "crossval", formatter_class=HelpFormatter,
-        help="stratified k-fold cross-validation of a training recipe",
+        help="cross-validation of a training recipe: stratified k-fold, or leaving one source out",
         description="Train the same recipe on k stratified folds (per seed) and report accuracy, macro F1 and "
-                    "per-class recall as mean ± std. Every training option applies to each fold except those "
-                    "about one run's split and output (--val-fraction, --resume, --corrections-in-val, "
-                    "--crossval-summary, --push-to-hub, --private); --corrections add to every fold's training "
-                    "part, never to its held-out fold.")
+                    "per-class recall as mean ± std; with --group-by, hold out one group of photos (e.g. one "
+                    "source) at a time and report pooled, per-group and per-kind figures. Every training option "
+                    "applies to each fold except those about one run's split and output (--val-fraction, --resume, "
+                    "--corrections-in-val, --crossval-summary, --calibrate-from, --push-to-hub, --private, "
+                    "--force); --corrections add to every fold's training part, never to its held-out fold.")
     parser.add_argument("--resume", action="store_true",
                         help="go on with an interrupted run in OUTPUT_DIR: keep the folds it finished with this same "
                              "recipe (options, extra data and corrections source; not the corrections' contents) and "

@@ -17,10 +17,11 @@ from pathlib import Path
 from ..cards import add_promotion_to_card
 from ..classifier import PhoneGradeClassifier
 from ..data import load_splits
-from ..errors import ConfigError
+from ..errors import ConfigError, PhoneGradeError
 from ..hub import display_name, push_model_folder
 from ..promotion import (
     ALPHA,
+    MARGIN,
     RESAMPLES,
     check_same_folds,
     compare,
@@ -31,6 +32,7 @@ from ..promotion import (
     score_model,
     write_report,
 )
+from ..training import TrainConfig
 from . import HelpFormatter
 
 
@@ -40,7 +42,8 @@ def register(subparsers) -> None:
         help="compare a candidate model with the current one on the same photos; push it only if not worse",
         description="A paired comparison of a candidate and a baseline on the same photos (McNemar's exact test on "
                     "the photos only one of them gets right, and a paired bootstrap interval of the accuracy "
-                    "difference); the decision is 'promote' unless the candidate is worse beyond the noise.")
+                    "difference); the decision is 'promote' only when the data show the candidate is not worse "
+                    "by more than --margin on every comparison.")
     parser.add_argument("--candidate", required=True, metavar="RUN",
                         help="`phonegrade crossval` output folder of the candidate's recipe (e.g. with --corrections)")
     parser.add_argument("--baseline", required=True, metavar="RUN_OR_MODEL",
@@ -56,12 +59,39 @@ def register(subparsers) -> None:
                         help="the current model for --holdout (default: --baseline when it is a model)")
     parser.add_argument("--holdout", metavar="DATA",
                         help="frozen labelled photos neither model trained on (same forms as --data)")
+    parser.add_argument("--margin", type=float, default=MARGIN,
+                        help="promote only when the data show the candidate loses at most this much accuracy on "
+                             "every comparison (the lower end of the paired 95%% interval of the difference)")
     parser.add_argument("--alpha", type=float, default=ALPHA,
-                        help="the candidate is worse beyond the noise when McNemar's one-sided p is below this")
+                        help="McNemar's one-sided p below this marks a difference beyond the noise (reported)")
     parser.add_argument("--resamples", type=int, default=RESAMPLES, help="paired bootstrap resamples")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="push --candidate-model here if it is promoted")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     parser.set_defaults(run=run)
+
+
+# Options about one run's split, not its recipe: a final model and its recipe's crossval differ in them by design.
+SPLIT_OPTIONS = ("val_fraction", "seed")
+
+
+def check_model_of_run(model_source: str, summary: dict, run: str) -> None:
+    """Refuse a --candidate-model that is not the candidate run's recipe trained: another task, labels or recipe
+    (the options config.json records, other than the split's)."""
+    model = PhoneGradeClassifier.from_pretrained(model_source)
+    if model.task != summary["task"] or list(model.labels) != list(summary["labels"]):
+        raise ConfigError(f"--candidate-model {model_source} is a {model.task} model ({', '.join(model.labels)}); "
+                          f"{run} cross-validated the {summary['task']} task")
+    training = summary.get("training") or {}
+    try:
+        recipe = TrainConfig(**{**training, "task": summary["task"], "data": summary.get("data") or "",
+                                "output_dir": ""})
+        differ = recipe.differences(model.config.training, model.config.data.get("extra_train") or [])
+    except (TypeError, PhoneGradeError) as err:
+        raise ConfigError(f"{run}: its recipe cannot be compared with --candidate-model ({err})") from None
+    differ = [key for key in differ if key not in SPLIT_OPTIONS]
+    if differ:
+        raise ConfigError(f"--candidate-model {model_source} was not trained with the recipe {run} cross-validated: "
+                          f"it differs in {', '.join(differ)}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     candidate_run = read_run(args.candidate)
     summary, candidate_outcomes, _ = candidate_run
     task, labels = summary["task"], summary["labels"]
+    if args.candidate_model:
+        check_model_of_run(args.candidate_model, summary, args.candidate)
     if baseline_is_run:
         baseline_run = read_run(args.baseline)
         check_same_folds(args.candidate, candidate_run, args.baseline, baseline_run)
@@ -86,21 +118,22 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{len(candidate_outcomes) - len(samples)} photos of {args.candidate} are not in "
                               f"{args.data or summary['data']}: give --data, the data the run was made on")
         baseline_outcomes = score_model(PhoneGradeClassifier.from_pretrained(args.baseline), samples, labels)
-    comparisons = {"cross-validation": compare(*paired_correct(candidate_outcomes, baseline_outcomes), args.alpha,
-                                               args.resamples)}
+    comparisons = {"cross-validation": {**compare(*paired_correct(candidate_outcomes, baseline_outcomes),
+                                                 args.alpha, args.resamples, margin=args.margin),
+                                         "seeds": len(summary["seeds"])}}
     if args.holdout:
         source = load_splits(args.holdout, task)
         samples = source.train + source.val
         scored = [score_model(PhoneGradeClassifier.from_pretrained(model), samples, labels)
                   for model in (args.candidate_model, baseline_model)]
-        comparisons["holdout"] = compare(*paired_correct(*scored), args.alpha, args.resamples)
+        comparisons["holdout"] = compare(*paired_correct(*scored), args.alpha, args.resamples, margin=args.margin)
     report = promotion_report(display_name(args.candidate_model or args.candidate), display_name(args.baseline),
                               comparisons, args.alpha)
     if args.candidate_model:
         add_promotion_to_card(args.candidate_model, report)
     if report["decision"] == "promote" and args.push_to_hub:
         report["pushed"] = push_model_folder(args.candidate_model, args.push_to_hub, private=args.private,
-                                             commit_message=f"Promote: {report['reason']}")
+                                             commit_message=f"Promote: {report['reason']}", replace=True)
     for folder in filter(None, (args.candidate, args.candidate_model)):
         write_report(folder, report)
     print(format_report(report))
