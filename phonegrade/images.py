@@ -1,7 +1,7 @@
 """Photos in, upright RGB images out: safe decoding of files, bytes and uploads, with clear errors.
 
 Unreadable, truncated, huge or unsupported files raise `ImageLoadError` with a message that names no server path;
-odd but valid ones (RGBA, CMYK, 16-bit, palette, EXIF-rotated, animated) are converted.
+odd but valid ones (RGBA, CMYK, 16-bit, palette, EXIF-rotated, animated, HEIC) are converted.
 """
 
 from __future__ import annotations
@@ -15,8 +15,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageLoadError
 
-# .heic/.heif are listed so that such files are reported (Pillow cannot decode them), not silently passed over.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".avif", ".heic", ".heif")
+
+try:  # iPhones shoot HEIC by default: pillow-heif (a dependency) teaches Pillow to read it
+    from pillow_heif import register_heif_opener
+except ImportError:  # without it, HEIC files are refused with a message saying so (`_unidentified`)
+    HEIF_SUPPORTED = False
+else:
+    register_heif_opener()
+    HEIF_SUPPORTED = True
 
 
 # Phone photos are at most ~50 MP; anything larger is refused before it is decoded.
@@ -57,7 +64,9 @@ def _unidentified(head: bytes) -> str:
     if not head:
         return "the file is empty"
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
-        return "HEIC/HEIF photos are not supported; convert it to JPEG or PNG"
+        if HEIF_SUPPORTED:
+            return "a damaged HEIC/HEIF photo"
+        return "HEIC/HEIF photos need the pillow-heif package (pip install pillow-heif); or convert it to JPEG"
     return "unknown or unsupported file format"
 
 

@@ -46,11 +46,11 @@ BAD = {
     "garbage.gif": "not a readable image",
     "bomb.png": "image is too large",  # 30000×30000: Pillow itself refuses it at open
     "bomb-9k.png": "image is too large \\(9000×9000",  # above our limit, below Pillow's
-    "photo.heic": "HEIC/HEIF photos are not supported; convert it to JPEG or PNG",
+    "damaged.heic": "not a readable image \\(a damaged HEIC/HEIF photo\\)",
 }
 # Odd but valid: each must be graded.
 GOOD = ["tiny.png", "wide.png", "tall.png", "rgba.png", "la.png", "palette.png", "cmyk.jpg", "gray16.png",
-        "gray.png", "animated.gif", "animated.webp", "exif-rotated.jpg"]
+        "gray.png", "animated.gif", "animated.webp", "exif-rotated.jpg", "photo.heic"]
 
 
 def write_odd_files(folder: Path) -> Path:
@@ -65,7 +65,8 @@ def write_odd_files(folder: Path) -> Path:
     (folder / "garbage.gif").write_bytes(b"GIF89a" + bytes(range(256)) * 4)
     Image.new("1", (30000, 30000)).save(folder / "bomb.png")
     Image.new("1", (9000, 9000)).save(folder / "bomb-9k.png")
-    (folder / "photo.heic").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(200))
+    (folder / "damaged.heic").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(200))
+    noise.save(folder / "photo.heic", format="HEIF", quality=90)  # as an iPhone saves its photos
 
     Image.new("RGB", (1, 1), "red").save(folder / "tiny.png")
     Image.new("RGB", (10000, 2), "red").save(folder / "wide.png")
@@ -206,7 +207,7 @@ def test_odd_but_valid_uploads_are_graded_by_the_api(client, odd_files, name):
     assert sum(result["side"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
-@pytest.mark.parametrize("name", ["text.jpg", "empty.png", "truncated.jpg", "bomb.png", "photo.heic"])
+@pytest.mark.parametrize("name", ["text.jpg", "empty.png", "truncated.jpg", "bomb.png", "damaged.heic"])
 def test_bad_uploads_get_the_same_clear_message_on_the_page(running_app, odd_files, name):
     """The page's gr.Image event, driven over Gradio's queue protocol as the browser does."""
     url = running_app["url"]
@@ -694,3 +695,14 @@ def test_a_small_load_run_has_no_errors_and_stores_each_flag_once(running_app):
 def test_the_app_is_still_serving(running_app, restricted_app):
     for app in (running_app, restricted_app):
         assert app["process"].poll() is None
+
+
+def test_heic_photos_as_iphones_take_them_are_read_upright(odd_files, tmp_path):
+    photo = load_image(odd_files / "photo.heic")
+    assert photo.mode == "RGB" and photo.size == (64, 64)
+    # Rotated by its EXIF orientation, as a phone held upright records it.
+    wide = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    wide.save(tmp_path / "rotated.heic", format="HEIF", exif=exif.tobytes())
+    assert load_image(tmp_path / "rotated.heic").size == (20, 40)
