@@ -26,7 +26,7 @@ from PIL import Image
 
 from .classifier import PhoneGradeClassifier
 from .corrections import CorrectionStore, Prediction
-from .errors import ConfigError, ImageLoadError, ModelLoadError, PhoneGradeError
+from .errors import ConfigError, CorrectionError, ImageLoadError, ModelLoadError, PhoneGradeError
 from .explain import explanation_png
 from .hub import WEIGHTS_NAME
 from .images import load_image
@@ -151,10 +151,13 @@ class Grader:
 
     def __init__(self, side: LoadedModel, scratch: LoadedModel, store: CorrectionStore,
                  max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024,
-                 ask_margin: float = DEFAULT_ASK_MARGIN):
+                 ask_margin: float = DEFAULT_ASK_MARGIN, flag_limit: FlagLimit | None = None,
+                 behind_proxy: bool = False):
         self.side, self.scratch, self.store = side, scratch, store
         self.max_upload_bytes = max_upload_bytes
         self.ask_margin = ask_margin
+        self.flag_limit = flag_limit or FlagLimit()
+        self.behind_proxy = behind_proxy
         # Folded once here, before any request: the first requests then only run the models.
         for model in (side, scratch):
             model.classifier.folded_net()
@@ -217,13 +220,57 @@ class Grader:
         return Image.open(io.BytesIO(png)), task, explained
 
     def flag(self, image, corrected_side: str | None, corrected_scratch: str | None,
-             comment: str | None = None, consent: bool = False, asked: bool = False) -> str:
+             comment: str | None = None, consent: bool = False, asked: bool = False, client: str | None = None) -> str:
         """Store a correction (`asked`: an answer to the page asking, rather than a report of the user's own).
         The prediction stored is recomputed here: nothing the client claims about it is trusted. The photo is
-        kept only with the sender's consent to contribute it under CC BY 4.0."""
+        kept only with the sender's consent to contribute it under CC BY 4.0. `client` (an address) is held to
+        `flag_limit`."""
+        if client is not None:
+            self.flag_limit.check(client)
         prediction, _ = self.predict(image)
         return self.store.add(image, prediction, corrected_side or None, corrected_scratch or None,
                               self.models, comment, consent=consent, source="asked" if asked else "flagged")
+
+
+DEFAULT_FLAG_LIMIT = 10  # corrections a client may send per minute
+
+
+class FlagLimit:
+    """At most `count` corrections per client in any `seconds` (a sliding window), so that one client cannot
+    flood the corrections store or crowd out everyone else; `check` raises CorrectionError past it."""
+
+    def __init__(self, count: int = DEFAULT_FLAG_LIMIT, seconds: float = 60.0, clock=None):
+        import time
+
+        self.count, self.seconds, self.clock = count, seconds, clock or time.monotonic
+        self._sent: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, client: str) -> None:
+        if self.count <= 0:
+            return
+        now = self.clock()
+        with self._lock:
+            # Forget clients quiet for a whole window: the table holds only recent senders.
+            self._sent = {key: kept for key, times in self._sent.items()
+                          if (kept := [t for t in times if now - t < self.seconds])}
+            times = self._sent.setdefault(client, [])
+            if len(times) >= self.count:
+                wait = self.seconds - (now - times[0])
+                raise CorrectionError(f"too many corrections from this address: at most {self.count} every "
+                                      f"{self.seconds:g} s; try again in {max(1, round(wait))} s")
+            times.append(now)
+
+
+def client_address(request, behind_proxy: bool = False) -> str:
+    """Who sent a request: the connecting address, or behind a reverse proxy (a Hugging Face Space) the first
+    address of X-Forwarded-For, which the proxy sets (taken only when told so: a client can write that header)."""
+    if behind_proxy:
+        forwarded = (request.headers.get("x-forwarded-for") or "").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or "unknown"
 
 
 @dataclass(frozen=True)
@@ -323,6 +370,15 @@ def _clear_errors(fn):
     return handler
 
 
+def _with_request(fn):
+    """Mark a handler's `request` parameter as gr.Request, so that Gradio passes the request in: Gradio finds it by
+    type hint, which this module's postponed (string) annotations would hide from it."""
+    import gradio as gr
+
+    fn.__annotations__["request"] = gr.Request
+    return fn
+
+
 def _upload_path(payload: dict | None) -> str | None:
     """The cached upload's path from an unprocessed image/file payload (events run with preprocess=False).
 
@@ -392,10 +448,11 @@ def _page_handlers(grader: Grader):
         return gr.update(value=explained, label=f"Heatmap: where the {task} model sees {words}")
 
     @_clear_errors
-    def ui_flag(payload, corrected_side, corrected_scratch, comment, consent, source):
+    @_with_request
+    def ui_flag(payload, corrected_side, corrected_scratch, comment, consent, source, request):
         image = grader.read_upload(_upload_path(payload))
         record_id = grader.flag(image, corrected_side, corrected_scratch, comment, consent=bool(consent),
-                                asked=source == "asked")
+                                asked=source == "asked", client=client_address(request, grader.behind_proxy))
         kept = "with the photo" if consent else "without the photo"
         return f"Saved {kept}, thank you. Record `{record_id}`."
 
@@ -422,10 +479,11 @@ def _add_api_endpoints(grader: Grader, limit: dict) -> None:
         return explanation[0] if explanation else None  # None: not a phone, and no task named
 
     @_clear_errors
-    def api_flag(payload, corrected_side, corrected_scratch, comment, consent, asked) -> dict:
+    @_with_request
+    def api_flag(payload, corrected_side, corrected_scratch, comment, consent, asked, request) -> dict:
         image = grader.read_upload(_upload_path(payload))
         return {"record_id": grader.flag(image, corrected_side, corrected_scratch, comment, consent=bool(consent),
-                                         asked=bool(asked))}
+                                         asked=bool(asked), client=client_address(request, grader.behind_proxy))}
 
     with gr.Column(visible=False):
         # A file, not an image: scripts send any file and get load_image's clear errors.
@@ -556,6 +614,12 @@ def add_options(parser: argparse.ArgumentParser, corrections_dir: str) -> None:
     parser.add_argument("--upload-dir",
                         default=env("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "phonegrade-uploads")),
                         help="Gradio's cache of uploaded files [GRADIO_TEMP_DIR]")
+    parser.add_argument("--flag-limit", type=int, default=int(env("PHONEGRADE_FLAG_LIMIT", str(DEFAULT_FLAG_LIMIT))),
+                        help="corrections one client may send per minute (0: no limit) [PHONEGRADE_FLAG_LIMIT]")
+    parser.add_argument("--behind-proxy", action="store_true", default=env("PHONEGRADE_BEHIND_PROXY") == "1",
+                        help="tell clients apart by the X-Forwarded-For address a reverse proxy sets (Hugging Face "
+                             "Spaces, nginx); only behind such a proxy, as clients can forge it "
+                             "[PHONEGRADE_BEHIND_PROXY=1]")
     parser.add_argument("--analytics", action="store_true", default=env("PHONEGRADE_ANALYTICS") == "1",
                         help="send Gradio's usage analytics to gradio.app (off by default: the demo makes no "
                              "outside connection unless a Hub repo is given) [PHONEGRADE_ANALYTICS=1]")
@@ -610,7 +674,8 @@ def serve(args: argparse.Namespace, prog: str) -> int:
         pusher = HubPusher(store, args.corrections_repo, every_s=args.push_every,
                            private=not args.public_corrections).start()
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
-    grader = Grader(side, scratch, store, max_upload_bytes=max_bytes, ask_margin=args.ask_margin)
+    grader = Grader(side, scratch, store, max_upload_bytes=max_bytes, ask_margin=args.ask_margin,
+                    flag_limit=FlagLimit(args.flag_limit), behind_proxy=args.behind_proxy)
     try:
         examples = read_examples(args.examples or EXAMPLES_DIR)
     except (OSError, ConfigError) as err:

@@ -323,3 +323,42 @@ def test_a_confident_grade_is_not_asked_about_and_an_unsure_one_is_at_the_same_m
     unsure = grader.assess(image)
     assert top_two_margin(unsure.prediction.side) < 0.4 and unsure.ask
     assert "The side model is unsure between" in unsure.ask_reason
+
+
+def test_the_flag_limit_holds_each_client_to_its_share_of_a_sliding_window():
+    from phonegrade.demo import FlagLimit
+
+    now = [0.0]
+    limit = FlagLimit(count=3, seconds=60, clock=lambda: now[0])
+    for _ in range(3):
+        limit.check("10.0.0.1")
+    with pytest.raises(CorrectionError, match="at most 3 every 60 s; try again in 60 s"):
+        limit.check("10.0.0.1")
+    limit.check("10.0.0.2")  # another client is still served
+    now[0] = 59.0
+    with pytest.raises(CorrectionError):
+        limit.check("10.0.0.1")
+    now[0] = 60.5  # the first three have left the window
+    limit.check("10.0.0.1")
+    FlagLimit(count=0).check("anyone")  # 0: no limit
+
+
+def test_a_burst_of_flags_from_one_client_is_limited_while_another_is_served(trained_side_model,
+                                                                              trained_scratch_model, gradable_photo,
+                                                                              tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from .conftest import serve_app
+
+    with serve_app("--side-model", str(trained_side_model), "--scratch-model", str(trained_scratch_model),
+                   "--corrections-dir", str(tmp_path / "corrections"), "--flag-limit", "3",
+                   "--behind-proxy") as app:
+        flooder = Client(app["url"], verbose=False, headers={"X-Forwarded-For": "203.0.113.7"})
+        other = Client(app["url"], verbose=False, headers={"X-Forwarded-For": "198.51.100.2, 10.0.0.1"})
+        for _ in range(3):
+            flooder.predict(handle_file(str(gradable_photo)), "back", "", "", api_name="/flag")
+        with pytest.raises(AppError, match="too many corrections from this address: at most 3 every 60 s"):
+            flooder.predict(handle_file(str(gradable_photo)), "back", "", "", api_name="/flag")
+        assert other.predict(handle_file(str(gradable_photo)), "back", "", "", api_name="/flag")["record_id"]
+    assert len(CorrectionStore(tmp_path / "corrections").records()) == 4
