@@ -3,11 +3,12 @@
 # PHONEGRADE_SCRATCH_MODEL name others; corrections go to /data/corrections (a Space's persistent storage).
 FROM python:3.11-slim
 
-# torch and torchvision as pinned in pyproject.toml, from PyTorch's CPU index: the default PyPI build bundles CUDA
-# libraries (gigabytes) that a CPU machine never uses. For a GPU machine: --build-arg TORCH_INDEX=<a CUDA index>.
+# torch and torchvision as pinned in .ci/constraints.txt, from PyTorch's CPU index: the default PyPI build bundles
+# CUDA libraries (gigabytes) that a CPU machine never uses. For a GPU machine: --build-arg TORCH_INDEX=<a CUDA index>.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN pip install --index-url "$TORCH_INDEX" torch==2.14.1 torchvision==0.29.1
+COPY .ci/constraints.txt /tmp/constraints.txt
+RUN pip install --index-url "$TORCH_INDEX" -c /tmp/constraints.txt torch torchvision
 
 # Spaces run the container as user 1000; /data is where a Space mounts its persistent storage (without it, the
 # folder is the container's own and lost on restart).
@@ -21,7 +22,7 @@ COPY recipes recipes
 COPY data/__init__.py data/__init__.py
 COPY data/models data/models
 COPY data/examples data/examples
-RUN pip install . && rm -rf /src
+RUN pip install -c /tmp/constraints.txt . && rm -rf /src /tmp/constraints.txt
 
 USER user
 WORKDIR /home/user

