@@ -46,11 +46,11 @@ class PhoneGradeClassifier(nn.Module):
     def __init__(self, config: ModelConfig | dict):
         super().__init__()
         self.config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
-        if self.members == 1:
-            self.net = create_model(self.arch, len(self.labels), weights="none")
-        else:
-            self.net = MeanProbabilityEnsemble([create_model(self.arch, len(self.labels), weights="none")
-                                                for _ in range(self.members)])
+        def member():
+            return create_model(self.arch, len(self.labels), weights="none", phone_prior=self.config.phone_prior,
+                                none_index=self.labels.index("none") if "none" in self.labels else 0)
+
+        self.net = member() if self.members == 1 else MeanProbabilityEnsemble([member() for _ in range(self.members)])
         self.transform = eval_transform(self.preprocessing)
         self.source: str | None = None  # where it was loaded from, for display
         self.revision: str | None = None

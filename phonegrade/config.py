@@ -35,6 +35,7 @@ class ModelConfig:
     labels: tuple[str, ...]
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     members: int = 1  # > 1: an ensemble averaging that many models' probabilities
+    phone_prior: float | None = None  # threshold of the side model's ImageNet phone prior (models.prior)
     num_parameters: int | None = None
     # How the model was made: plain data, written by training and read by cards, the demo and evaluation.
     training: dict = field(default_factory=dict)
@@ -54,7 +55,8 @@ class ModelConfig:
     def model_inputs(self) -> dict:
         """What decides which pixels the network sees and what its outputs mean: task, arch, labels and
         preprocessing (what an exported file records, and what ensemble members must share)."""
-        return {"task": self.task, "arch": self.arch, "labels": list(self.labels), **self.preprocessing.to_config()}
+        return {"task": self.task, "arch": self.arch, "labels": list(self.labels), **self.preprocessing.to_config(),
+                **({"phone_prior": self.phone_prior} if self.phone_prior is not None else {})}
 
     def provenance(self) -> ModelConfig:
         """The same model, less what was measured of it (a new model made from it measures itself)."""
@@ -92,6 +94,9 @@ class ModelConfig:
         members = raw.get("members", 1)
         if not isinstance(members, int) or isinstance(members, bool) or not 1 <= members <= MAX_MEMBERS:
             raise ModelLoadError(f"{where}: members (ensemble size) must be an integer between 1 and {MAX_MEMBERS}")
+        phone_prior = raw.get("phone_prior")
+        if phone_prior is not None and (not isinstance(phone_prior, (int, float)) or not 0 < phone_prior < 1):
+            raise ModelLoadError(f"{where}: phone_prior must be a number between 0 and 1")
         sections = {name: dict(raw.get(name) or {}) for name in ("training", "data")}
         corrections = dict(raw["corrections"]) if raw.get("corrections") else None
         for key, target in _LEGACY_KEYS.items():
@@ -104,7 +109,8 @@ class ModelConfig:
             else:
                 sections[section].setdefault(name, raw[key])
         return cls(task=raw["task"], arch=raw["arch"], labels=tuple(raw["labels"]), preprocessing=preprocessing,
-                   members=members, num_parameters=raw.get("num_parameters"), training=sections["training"],
+                   members=members, phone_prior=phone_prior, num_parameters=raw.get("num_parameters"),
+                   training=sections["training"],
                    data=sections["data"], corrections=corrections, crossval=raw.get("crossval"),
                    crossval_grouped=raw.get("crossval_grouped"), metrics=raw.get("metrics"),
                    ensemble_members=raw.get("ensemble_members"),

@@ -90,7 +90,7 @@ def heatmap(classifier: PhoneGradeClassifier, image: ImageInput, label: str | No
         for feature_map in features:
             feature_map.requires_grad_()
         with torch.enable_grad():
-            logits = [member.head(feature_map)[0] for member, feature_map in zip(nets, features, strict=True)]
+            logits = [member.classify(feature_map)[0] for member, feature_map in zip(nets, features, strict=True)]
             probabilities = torch.stack([member_logits.softmax(dim=0) for member_logits in logits]).mean(dim=0)
             index = classifier.labels.index(label) if label is not None else int(probabilities.argmax())
             # One backward for all members: each member's score depends on its own feature map only.

@@ -66,6 +66,7 @@ class TrainConfig:
     extra_train: list[str] = field(default_factory=list)
     init_from: str | None = None
     trainable_blocks: int | None = None
+    phone_prior: float | None = None
     unfreeze_at: int | None = None
     backbone_lr_scale: float = 0.1
     epochs: int = 30
@@ -109,7 +110,7 @@ class TrainConfig:
     RECORDED = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "crop_pct", "gamma",
                 "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at", "backbone_lr_scale",
                 "mixed_precision", "augment", "no_augment", "cache_features", "keep", "mixup_alpha", "cutmix_alpha",
-                "ema_decay", "mirror_pad")
+                "ema_decay", "mirror_pad", "phone_prior")
 
     def __post_init__(self):
         # Options from a recipe file skip argparse's checks: the same ones, here.
@@ -202,6 +203,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
     parser.add_argument("--trainable-blocks", type=int, default=None,
                         help="train only the top K blocks of the backbone (default: per-arch with pretrained "
                              "weights, all blocks from scratch)")
+    parser.add_argument("--phone-prior", type=float, metavar="THRESHOLD",
+                        help="side task, EfficientNet-Lite with every block frozen (--trainable-blocks 0): at "
+                             "prediction, raise `none` by log(THRESHOLD / p) when ImageNet's classifier gives the "
+                             "phone-like classes a probability p below THRESHOLD (docs/models.md)")
     parser.add_argument("--unfreeze-at", type=int, default=None,
                         help="epoch (1-based) from which every block trains, at --backbone-lr-scale × lr")
     parser.add_argument("--backbone-lr-scale", type=float, default=0.1,
@@ -444,7 +449,13 @@ def check_feature_caching(net, config: TrainConfig) -> None:
 def build_model(config: TrainConfig, num_classes: int, accelerator):
     """The network, from its starting weights, with the blocks that do not train frozen."""
     weights = config.resolved_weights()
-    net = create_model(config.arch, num_classes, weights=weights, trainable_blocks=config.trainable_blocks)
+    if config.phone_prior is not None and (config.task != "side" or config.trainable_blocks != 0
+                                           or config.unfreeze_at is not None):
+        raise ConfigError("--phone-prior reads ImageNet's classifier over ImageNet's own features: it needs the side "
+                          "task and --trainable-blocks 0 (and no --unfreeze-at)")
+    net = create_model(config.arch, num_classes, weights=weights, trainable_blocks=config.trainable_blocks,
+                       phone_prior=config.phone_prior, none_index=TASK_LABELS[config.task].index("none")
+                       if config.task == "side" else 0)
     if config.init_from:
         load_initial_model(net, config.init_from, config.task, config.arch)
     # Convolutions train faster in channels_last layout (oneDNN on CPUs, cuDNN on GPUs); batches are fed so too.
@@ -760,6 +771,7 @@ def model_config(config: TrainConfig, net, data: TrainingData, pre: Preprocessin
     splits, fold = data.splits, crossval_fold
     return ModelConfig(
         task=config.task, arch=config.arch, labels=tuple(splits.labels), preprocessing=pre,
+        phone_prior=config.phone_prior,
         num_parameters=count_parameters(net),
         training={**{key: getattr(config, key) for key in TrainConfig.RECORDED},
                   "init_from": display_name(config.init_from) if config.init_from else None,

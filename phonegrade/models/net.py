@@ -42,6 +42,7 @@ class PhoneGradeNet(nn.Module):
         self.side_blocks = nn.ModuleList(side_trunk.blocks) if side_trunk else None
         width = trunk.out_channels + (side_trunk.out_channels if side_trunk else 0)
         self.head = classification_head(width, num_classes)
+        self.prior = None  # a models.prior.PhonePrior, set by create_model: at prediction time only
         self.frozen_blocks = 0
 
     def frozen_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,8 +75,15 @@ class PhoneGradeNet(nn.Module):
         side = F.adaptive_avg_pool2d(side, out.shape[-2:])
         return torch.cat([out, side], dim=1)
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from the trunk's feature map: the head, and at prediction time the phone prior."""
+        logits = self.head(features)
+        if self.prior is not None and not self.training:
+            logits = self.prior(features, logits)
+        return logits
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.classify(self.features(x))
 
     def freeze(self, trainable_blocks: int) -> None:
         """Freeze all but the top `trainable_blocks` blocks of the main trunk (WearNet side trunks stay trainable)."""

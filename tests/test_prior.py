@@ -1,0 +1,56 @@
+"""The side model's ImageNet phone prior (phonegrade.models.prior)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from phonegrade.classifier import PhoneGradeClassifier
+from phonegrade.models.prior import PHONE_CLASSES, PhonePrior
+
+from .conftest import run_train
+
+
+def test_the_prior_raises_none_by_the_log_shortfall_of_the_phone_probability_and_only_below_the_threshold():
+    prior = PhonePrior(in_features=4, num_classes=3, none_index=2, threshold=0.05)
+    with torch.no_grad():
+        prior.imagenet.weight.zero_()
+        prior.imagenet.bias.zero_()
+        prior.imagenet.bias[list(PHONE_CLASSES)] = torch.tensor([2.0, 0.0, 0.0])
+    features = torch.zeros(1, 4, 2, 2)
+    p_phone = (math.exp(2) + 2) / (math.exp(2) + 999)  # the three phone classes of a thousand
+    assert prior.phone_log_probability(features).exp().item() == pytest.approx(p_phone, rel=1e-5)
+    logits = torch.tensor([[1.0, 0.5, -1.0]])
+    assert p_phone < 0.05
+    assert torch.allclose(prior(features, logits), logits + torch.tensor([[0, 0, math.log(0.05 / p_phone)]]))
+    sure = PhonePrior(4, 3, 2, threshold=p_phone / 2)  # a phone-like enough photo: nothing changes
+    sure.load_state_dict(prior.state_dict())
+    assert torch.equal(sure(features, logits), logits)
+
+
+def test_a_side_model_with_the_prior_trains_on_a_frozen_trunk_and_applies_it_only_when_predicting(side_data,
+                                                                                                 tmp_path):
+    out = tmp_path / "prior"
+    common = ["--task", "side", "--arch", "efficientnet_lite0", "--weights", "imagenet", "--data", str(side_data),
+              "--epochs", "1", "--image-size", "64", "--workers", "0", "--no-augment", "--cache-features"]
+    run_train([*common, "--trainable-blocks", "0", "--phone-prior", "0.05", "--output-dir", str(out)])
+    config = json.loads((out / "config.json").read_text())
+    assert config["phone_prior"] == 0.05 and config["training"]["phone_prior"] == 0.05
+    model = PhoneGradeClassifier.from_pretrained(out)
+    pixels = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        features = model.net.features(pixels)
+        head_only = model.net.head(features)
+        boost = torch.relu(math.log(0.05) - model.net.prior.phone_log_probability(features))
+        assert torch.allclose(model(pixels), head_only + boost[:, None] * torch.tensor([0.0, 0.0, 1.0]), atol=1e-5)
+        assert (boost > 0).any()  # noise is nothing phone-like: the prior acts on it
+        # Training sees the head alone: the prior is evidence at prediction time, not something to learn around.
+        model.net.train()
+        torch.manual_seed(0)
+        trained_on = model.net(pixels)
+        torch.manual_seed(0)
+        assert torch.equal(trained_on, model.net.head(model.net.features(pixels)))
+    result = run_train([*common, "--trainable-blocks", "2", "--phone-prior", "0.05", "--output-dir",
+                        str(tmp_path / "refused")], check=False)
+    assert result.returncode == 2 and "--trainable-blocks 0" in result.stderr
