@@ -15,24 +15,26 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python benchmarks/x.py` from a checkout
+
+from phonegrade.confidence import top_two_margin  # noqa: E402
 
 CANDIDATES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
 
 
 def read_predictions(path: Path) -> list[dict]:
-    """Per row: the true label, the predicted one and the top-two margin."""
-    rows = []
+    """Per row: the true label, the predicted one and the top-two margin (`phonegrade.confidence`)."""
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            probabilities = sorted((float(v) for k, v in row.items() if k.startswith("p_")), reverse=True)
-            rows.append({"label": row["label"], "predicted": row["predicted"],
-                         "margin": probabilities[0] - probabilities[1]})
-    return rows
+        return [{"label": row["label"], "predicted": row["predicted"],
+                 "margin": top_two_margin({k: float(v) for k, v in row.items() if k.startswith("p_")})}
+                for row in csv.DictReader(f)]
 
 
 def at_margin(rows: list[dict], margin: float) -> dict:
-    asked = [r for r in rows if r["margin"] < margin]
+    asked = [r for r in rows if r["margin"] < margin]  # the demo's rule, `confidence.unsure`
     kept = [r for r in rows if r["margin"] >= margin]
     errors = sum(r["label"] != r["predicted"] for r in rows)
     asked_errors = sum(r["label"] != r["predicted"] for r in asked)

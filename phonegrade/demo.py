@@ -25,6 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from .classifier import PhoneGradeClassifier
+from .confidence import DEFAULT_ASK_MARGIN, unsure
 from .corrections import CorrectionStore, Prediction
 from .errors import ConfigError, CorrectionError, ImageLoadError, ModelLoadError, PhoneGradeError
 from .explain import explanation_png
@@ -35,10 +36,6 @@ from .quality import QualityReport, measure_quality
 
 DEFAULT_MAX_UPLOAD_MB = 20
 DEFAULT_CONCURRENCY = 4
-# Ask the uploader to confirm when a model's top two probabilities are closer than this. On the real development
-# photos' out-of-fold predictions (benchmarks/ask_margin.py, docs/demo.md) it asks about 4 to 7 % of photos per
-# model and catches two thirds or more of the wrong grades.
-DEFAULT_ASK_MARGIN = 0.4
 # How the page names labels in its sentence.
 SIDE_WORDS = {"front": "Front view", "back": "Back view", "none": "Not a phone"}
 NOT_A_PHONE = "This does not look like a phone"
@@ -95,12 +92,6 @@ def describe_training_data(model: LoadedModel) -> str:
     model_name = (f"{config.members} {config.arch} models averaged, each{start}" if config.members > 1
                   else f"{config.arch}{start},")
     return f"{model_name} trained on {described}{measured}"
-
-
-def top_two_margin(probabilities: dict[str, float]) -> float:
-    """The top probability minus the runner-up's: small when a model hesitates between two labels."""
-    first, second = sorted(probabilities.values(), reverse=True)[:2]
-    return first - second
 
 
 def percent(p: float) -> str:
@@ -196,7 +187,7 @@ class Grader:
         prediction, note = self.predict(image)
         reasons = [_unsure(task, probabilities) for task, probabilities in
                    (("side", prediction.side), ("scratch", prediction.scratch))
-                   if probabilities and top_two_margin(probabilities) < self.ask_margin]
+                   if probabilities and unsure(probabilities, self.ask_margin)]
         return Assessment(quality, prediction, note, " ".join(reason[0].upper() + reason[1:] for reason in reasons))
 
     def explain(self, image, task: str | None = None, label: str | None = None,

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .confidence import CONFIDENT
 from .corrections import content_hash, has_photo
 from .crossvalidation import read_crossval_run
 from .duplicates import NEAR_DUPLICATE_BITS, difference_hash, near_duplicate_groups
@@ -38,7 +39,6 @@ from .hub import WEIGHTS_NAME, display_name
 from .images import load_image
 
 TRIAGE_LOG = "triage.jsonl"
-CONFIDENT = 0.8  # a top probability at least this high is a prediction the model is sure of
 DECISIONS = ("accepted", "queued", "rejected")
 
 

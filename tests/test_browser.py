@@ -39,7 +39,7 @@ def ask_margin_for(photo: Path) -> float:
     """The default ask margin, raised (if need be) just above the models' closest call on `photo`: the page then
     asks about it whatever the embedded models are."""
     from phonegrade import DEFAULT_MODELS, PhoneGradeClassifier
-    from phonegrade.demo import DEFAULT_ASK_MARGIN, top_two_margin
+    from phonegrade.confidence import DEFAULT_ASK_MARGIN, top_two_margin
 
     probabilities = [PhoneGradeClassifier.from_pretrained(DEFAULT_MODELS[task]).predict([str(photo)])[0]
                      for task in ("side", "scratch")]

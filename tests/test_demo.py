@@ -4,8 +4,9 @@ import pytest
 import torch
 from PIL import Image
 
+from phonegrade.confidence import top_two_margin
 from phonegrade.corrections import CorrectionStore, Prediction, content_hash, keyed_hash, summarize
-from phonegrade.demo import NOT_A_PHONE_NOTE, Assessment, Grader, load_model, top_two_margin
+from phonegrade.demo import NOT_A_PHONE_NOTE, Assessment, Grader, load_model
 from phonegrade.errors import ConfigError, CorrectionError
 from phonegrade.quality import measure_quality
 
@@ -187,7 +188,7 @@ def test_uploads_over_the_size_limit_are_refused(grader, tmp_path):
 def test_api_predict_and_flag_through_gradio_client(running_app, gradable_photo):
     from gradio_client import Client, handle_file
 
-    from phonegrade.demo import DEFAULT_ASK_MARGIN
+    from phonegrade.confidence import DEFAULT_ASK_MARGIN
 
     client = Client(running_app["url"], verbose=False)
     photo = gradable_photo

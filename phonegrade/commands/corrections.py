@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..classifier import PhoneGradeClassifier
+from ..confidence import CONFIDENT
 from ..corrections import (
     CorrectionStore,
     HubPusher,
@@ -30,7 +31,6 @@ from ..errors import ConfigError
 from ..hub import resolve_dataset_revision
 from ..labels import TASK_LABELS
 from ..triage import (
-    CONFIDENT,
     append_decisions,
     out_of_fold_probabilities,
     queue,

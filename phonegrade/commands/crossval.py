@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 
 from ..classifier import PhoneGradeClassifier
+from ..confidence import CONFIDENT
 from ..config import ModelConfig
 from ..crossvalidation import (
     GROUPED,
@@ -68,7 +69,7 @@ def register(subparsers) -> None:
                         help=f"a CSV with 'file' (relative to --data) and 'kind' columns: out-of-fold accuracy is "
                              f"reported per kind of photo too (default: the 'kind' column of each data folder's "
                              f"{LABELS_FILE}, where there is one)")
-    parser.add_argument("--suspect-threshold", type=float, default=0.8,
+    parser.add_argument("--suspect-threshold", type=float, default=CONFIDENT,
                         help="list held-out photos predicted wrong with at least this probability")
     parser.set_defaults(run=run)
 
