@@ -81,9 +81,13 @@ def describe_training_data(model: LoadedModel) -> str:
     config = model.classifier.config
     described = config.data.get("description") or f"`{config.data.get('name', 'unknown data')}`"
     crossval, accuracy = config.crossval, (config.metrics or {}).get("accuracy")
-    if crossval:  # a cross-validated number says more than one small validation split
-        measured = (f"; {crossval['folds']}-fold cross-validated accuracy {crossval['accuracy']['mean']:.3f} ± "
-                    f"{crossval['accuracy']['std']:.3f} on {crossval['n_images']} images")
+    grouped = config.crossval_grouped
+    if crossval or grouped:  # a cross-validated number says more than one small validation split
+        measured = "".join([
+            f"; {crossval['folds']}-fold cross-validated accuracy {crossval['accuracy']['mean']:.3f} ± "
+            f"{crossval['accuracy']['std']:.3f} on {crossval['n_images']} images" if crossval else "",
+            f"; {grouped['pooled']['accuracy']:.3f} on photos of sources it never saw (each of {grouped['folds']} "
+            f"sources left out in turn)" if grouped else ""])
     elif accuracy:
         measured = f", validation accuracy {accuracy:.3f} on {config.metrics['n_val']} images"
     else:

@@ -275,6 +275,9 @@ def test_page_states_what_each_default_model_was_trained_on_and_how_well_it_did(
         assert described.startswith(f"{model.classifier.arch}") and "real photos" in described
         assert (f"5-fold cross-validated accuracy {crossval['accuracy']['mean']:.3f} ± "
                 f"{crossval['accuracy']['std']:.3f} on {crossval['n_images']} images") in described
+        # ... and how it did on photos of sources it never saw, the figure users with photos of their own meet.
+        grouped = model.classifier.config.crossval_grouped
+        assert f"{grouped['pooled']['accuracy']:.3f} on photos of sources it never saw" in described
 
 
 def test_local_model_folders_are_shown_relative_to_the_working_directory(trained_side_model, monkeypatch):
