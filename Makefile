@@ -41,6 +41,11 @@ SIDE_REAL ?= $(SHARED_DATA)/side-real-dev $(SHARED_DATA)/side-real-extra
 SCRATCH_REAL ?= $(SHARED_DATA)/scratch-real-dev $(SHARED_DATA)/scratch-real-extra
 REAL_side = $(SIDE_REAL)
 REAL_scratch = $(SCRATCH_REAL)
+# The scratch photos are all phone fronts (screens close up, cracked phones in hands): extra training fronts for the
+# side model, so that the photos the scratch model grades are called fronts (measured: docs/models.md).
+SCRATCH_FRONTS = $(filter-out $(SIDE_REAL),$(wildcard $(SCRATCH_REAL)))
+EXTRA_side = $(if $(SCRATCH_FRONTS),--extra-train $(addsuffix =front,$(SCRATCH_FRONTS)))
+EXTRA_scratch =
 # What the photos are and their terms of use, in words, for the card and the demo page (the counts come from the
 # data itself). Only the project's own development folders are described here; name your own with SIDE_WORDS /
 # SIDE_TERMS and SCRATCH_WORDS / SCRATCH_TERMS.
@@ -63,6 +68,11 @@ SCRATCH_TERMS ?= MSD lab photos (Peking University): academic use, cite FDSNet (
 endif
 SIDE_WORDS ?= real photos ($(notdir $(SIDE_REAL)))
 SCRATCH_WORDS ?= real photos ($(notdir $(SCRATCH_REAL)))
+# With the scratch photos as extra fronts (EXTRA_side), their description and terms join the side model's.
+ifneq ($(SCRATCH_FRONTS),)
+SIDE_WORDS := $(SIDE_WORDS); plus, as extra fronts, $(SCRATCH_WORDS)
+SIDE_TERMS := $(SIDE_TERMS); $(SCRATCH_TERMS)
+endif
 WORDS_side = $(SIDE_WORDS)
 WORDS_scratch = $(SCRATCH_WORDS)
 TERMS_side = $(SIDE_TERMS)
@@ -76,11 +86,11 @@ default-model-%: | $(VENV)/.installed
 	on real photos that are not in this repository. Set $(shell echo $* | tr a-z A-Z)_REAL to them; the committed \
 	model is kept."; exit 2; }; done
 	rm -rf runs/$*-default-cv runs/$*-default-loso runs/$*-default
-	$(PY) -m phonegrade.cli crossval --config recipes/$*-default.yaml --data $(REAL_$*) \
+	$(PY) -m phonegrade crossval --config recipes/$*-default.yaml --data $(REAL_$*) $(EXTRA_$*) \
 	  --folds 5 --seeds 0 --no-progress --output-dir runs/$*-default-cv
-	$(PY) -m phonegrade.cli crossval --config recipes/$*-default.yaml --data $(REAL_$*) \
+	$(PY) -m phonegrade crossval --config recipes/$*-default.yaml --data $(REAL_$*) $(EXTRA_$*) \
 	  --group-by source_repo --no-progress --output-dir runs/$*-default-loso
-	$(PY) phonegrade/train.py --config recipes/$*-default.yaml --data $(REAL_$*) --val-fraction 0.1 \
+	$(PY) phonegrade/train.py --config recipes/$*-default.yaml --data $(REAL_$*) $(EXTRA_$*) --val-fraction 0.1 \
 	  --crossval-summary runs/$*-default-cv/crossval.json runs/$*-default-loso/crossval.json \
 	  --data-description "$(WORDS_$*)" --data-terms "$(TERMS_$*)" --no-progress --output-dir runs/$*-default
 	rm -rf runs/$*-default/checkpoints

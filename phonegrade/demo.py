@@ -39,8 +39,8 @@ DEFAULT_CONCURRENCY = 4
 # How the page names labels in its sentence.
 SIDE_WORDS = {"front": "Front view", "back": "Back view", "none": "Not a phone"}
 NOT_A_PHONE = "This does not look like a phone"
-NOT_A_PHONE_NOTE = ("Not graded: the photo does not look like a phone's front or back. If it shows a phone, please "
-                    "tell us under *Report a wrong prediction*.")
+NOT_A_PHONE_INVITE = "If it shows a phone, please tell us under *Report a wrong prediction*."
+NOT_A_PHONE_NOTE = f"Not graded: the photo does not look like a phone's front or back. {NOT_A_PHONE_INVITE}"
 SCRATCH_WORDS = {"major_scratch": "major scratches", "minor_scratch": "minor scratches", "no_scratch": "no scratches"}
 DAMAGE_LABELS = ("major_scratch", "minor_scratch")  # what a scratch heatmap shows, the likelier of the two
 HEATMAP_MAX_SIDE = 768
@@ -119,6 +119,10 @@ class Assessment:
     @property
     def ask(self) -> bool:
         return bool(self.ask_reason)
+
+    @property
+    def not_a_phone(self) -> bool:
+        return self.gradable and Prediction.top(self.prediction.side) == "none"
 
     def sentence(self) -> str:
         """The result in one line, e.g. "Front view — major scratches, 80 %"."""
@@ -424,7 +428,8 @@ def _page_handlers(grader: Grader):
             form = (gr.update(value=""), gr.update(value=""), "flagged", gr.update(),
                     gr.update(value="Submit correction"))
         shown = prediction if assessment.gradable else Prediction({}, {})  # no grade shown, not even in details
-        return (f"## {assessment.sentence()}", _quality_hint(assessment), _ask_prompt(assessment),
+        invite = f"\n{NOT_A_PHONE_INVITE}" if assessment.not_a_phone else ""
+        return (f"## {assessment.sentence()}{invite}", _quality_hint(assessment), _ask_prompt(assessment),
                 shown.side or None, shown.scratch or None, assessment.note, *form)
 
     @_clear_errors

@@ -163,7 +163,7 @@ def test_a_photo_that_is_not_a_phone_gets_no_grade_and_no_heatmap_in_the_browser
     expect(page.locator("#heatmap img")).to_be_visible(timeout=60_000)
     grade(page, not_a_phone_photo())
     expect(page.locator("#summary")).to_contain_text("This does not look like a phone", timeout=60_000)
-    expect(page.locator("#note")).to_contain_text("Report a wrong prediction")
+    expect(page.locator("#summary")).to_contain_text("Report a wrong prediction")  # invited, in plain sight
     expect(page.locator("#heatmap img")).to_have_count(0, timeout=30_000)  # the front's heatmap is gone, none new
     page.locator("#details").get_by_text("Details", exact=True).click()
     # No scratch grade, not even in the details.
