@@ -46,6 +46,9 @@ REAL_scratch = $(SCRATCH_REAL)
 SCRATCH_FRONTS = $(filter-out $(SIDE_REAL),$(wildcard $(SCRATCH_REAL)))
 EXTRA_side = $(if $(SCRATCH_FRONTS),--extra-train $(addsuffix =front,$(SCRATCH_FRONTS)))
 EXTRA_scratch =
+# Temperature scaling fitted on the leave-one-source-out run, where it measured better calibrated (docs/models.md).
+CALIBRATE_side = --calibrate-from runs/side-default-loso
+CALIBRATE_scratch =
 # What the photos are and their terms of use, in words, for the card and the demo page (the counts come from the
 # data itself). Only the project's own development folders are described here; name your own with SIDE_WORDS /
 # SIDE_TERMS and SCRATCH_WORDS / SCRATCH_TERMS.
@@ -91,7 +94,7 @@ default-model-%: | $(VENV)/.installed
 	$(PY) -m phonegrade crossval --config recipes/$*-default.yaml --data $(REAL_$*) $(EXTRA_$*) \
 	  --group-by source_repo --no-progress --output-dir runs/$*-default-loso
 	$(PY) phonegrade/train.py --config recipes/$*-default.yaml --data $(REAL_$*) $(EXTRA_$*) --val-fraction 0.1 \
-	  --crossval-summary runs/$*-default-cv/crossval.json runs/$*-default-loso/crossval.json \
+	  --crossval-summary runs/$*-default-cv/crossval.json runs/$*-default-loso/crossval.json $(CALIBRATE_$*) \
 	  --data-description "$(WORDS_$*)" --data-terms "$(TERMS_$*)" --no-progress --output-dir runs/$*-default
 	rm -rf runs/$*-default/checkpoints
 	rm -rf data/models/$*-default && mv runs/$*-default data/models/$*-default

@@ -85,11 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             wanted = spec.rpartition("=")[2]
             predicted = probabilities(classifier, [s.key for s in samples], False).argmax(-1).tolist()
             groups = read_label_column(samples, origins, "source_repo", required=False)
-            also[spec].append({"fold": f"{seed}-{fold}", "held_out": fold_rows[0].get("group"),
-                               "share": round(sum(labels[p] == wanted for p in predicted) / len(predicted), 4),
-                               "per_group": {g: round(sum(labels[p] == wanted for p, h in zip(predicted, groups,
-                                                                                               strict=True) if h == g)
-                                                      / groups.count(g), 4) for g in sorted(set(groups))}})
+            right = [labels[p] == wanted for p in predicted]
+            per_group = {g: round(sum(r for r, h in zip(right, groups, strict=True) if h == g) / groups.count(g), 4)
+                         for g in sorted(set(groups))}
+            also[f"{Path(origins[0]).name}={wanted}"].append({  # named by folder: no path of this machine
+                "fold": f"{seed}-{fold}", "held_out": fold_rows[0].get("group"),
+                "share": round(sum(right) / len(right), 4), "per_group": per_group})
         print(f"fold {seed}-{fold} done", flush=True)
     group = "group" if "group" in rows[0] else "fold"
     results = {"crossval": args.crossval.name, "photos": len(rows),

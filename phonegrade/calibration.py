@@ -77,10 +77,13 @@ def calibration_report(rows: list[dict], labels: list[str], group: str | None = 
 
 
 def apply_temperature(net: nn.Module, temperature: float) -> None:
-    """Divide the network's final linear layer (its logits) by `temperature`, in place."""
+    """Divide the network's logits by `temperature`, in place: its final linear layer, and what a phone prior adds
+    to them (models.prior)."""
     last = net.head[-1]
     if not isinstance(last, nn.Linear) or not math.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"cannot scale {type(last).__name__} by temperature {temperature}")
     with torch.no_grad():
         last.weight /= temperature
         last.bias /= temperature
+        if getattr(net, "prior", None) is not None:
+            net.prior.scale /= temperature

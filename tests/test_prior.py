@@ -54,3 +54,19 @@ def test_a_side_model_with_the_prior_trains_on_a_frozen_trunk_and_applies_it_onl
     result = run_train([*common, "--trainable-blocks", "2", "--phone-prior", "0.05", "--output-dir",
                         str(tmp_path / "refused")], check=False)
     assert result.returncode == 2 and "--trainable-blocks 0" in result.stderr
+
+
+def test_calibrating_a_model_with_the_prior_divides_all_of_its_logits():
+    from phonegrade.calibration import apply_temperature
+    from phonegrade.models import create_model
+
+    net = create_model("efficientnet_lite0", 3, weights="imagenet", trainable_blocks=0, phone_prior=0.05).eval()
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = net(pixels)
+        apply_temperature(net, 1.6)
+        assert torch.allclose(net(pixels), before / 1.6, atol=1e-5)
+    restored = create_model("efficientnet_lite0", 3, weights="none", trainable_blocks=0, phone_prior=0.05).eval()
+    restored.load_state_dict(net.state_dict())  # the prior's scale is saved with the weights
+    with torch.no_grad():
+        assert torch.allclose(restored(pixels), before / 1.6, atol=1e-5)

@@ -32,6 +32,8 @@ class PhonePrior(nn.Module):
         self.imagenet.requires_grad_(False)
         self.register_buffer("classes", torch.tensor(classes), persistent=False)
         self.register_buffer("none_mask", F.one_hot(torch.tensor(none_index), num_classes).float(), persistent=False)
+        # 1 / the temperature the model's logits are divided by (calibration.apply_temperature): saved with it.
+        self.register_buffer("scale", torch.ones(()))
         self.log_threshold = math.log(threshold)
 
     def phone_log_probability(self, features: torch.Tensor) -> torch.Tensor:
@@ -40,5 +42,5 @@ class PhonePrior(nn.Module):
         return torch.logsumexp(log_p.index_select(1, self.classes), dim=-1)
 
     def forward(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        boost = F.relu(self.log_threshold - self.phone_log_probability(features))
+        boost = F.relu(self.log_threshold - self.phone_log_probability(features)) * self.scale
         return logits + boost[:, None] * self.none_mask.to(logits.dtype)
