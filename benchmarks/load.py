@@ -5,11 +5,12 @@
     python benchmarks/load.py --url http://127.0.0.1:7860/ --corrections-dir data/corrections   # a running app
 
 Unless --url is given it starts `python app.py` on a free loopback port with its own corrections and upload
-folders, on the embedded default models if they are built (`make demo`), else on tiny models it trains first.
+folders and no flag limit (every client here shares one address), on the embedded default models if they are
+built (`make demo`), else on tiny models it trains first.
 Each client is a separate `gradio_client.Client` (its set-up is not timed); the photos are `phonegrade synth`
 renders. Afterwards every acknowledged flag must be stored exactly once in the corrections folder.
 Prints latency percentiles per endpoint and the error count, then one JSON line last. Exit status 1 on any
-error, a flag not stored exactly once, or running past --timeout.
+error, a flag not stored exactly once, or running past --timeout. --output also writes the JSON to a file.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def start_app(side: str, scratch: str, work: Path, concurrency: int) -> tuple[su
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "--side-model", side, "--scratch-model", scratch, "--corrections-dir",
          str(corrections), "--upload-dir", str(work / "uploads"), "--port", str(port), "--concurrency",
-         str(concurrency)], cwd=ROOT, env=env, stdout=open(work / "app.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
+         str(concurrency), "--flag-limit", "0"],
+        cwd=ROOT, env=env, stdout=open(work / "app.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -122,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="load an app that is already running instead of starting one")
     parser.add_argument("--corrections-dir", help="with --url: its corrections folder, to check the flags")
     parser.add_argument("--timeout", type=float, default=900, help="seconds for the whole run")
+    parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     started = time.time()
     deadline = started + args.timeout
@@ -182,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
           + f"; {len(acknowledged)} flags acknowledged, stored exactly once: {stored_once}; "
           f"{summary['requests_per_s']} requests/s")
     print(json.dumps(summary))
+    if args.output:
+        args.output.write_text(json.dumps(summary, indent=1) + "\n")
     return 0 if not errors and stored_once is not False else 1
 
 

@@ -4,11 +4,12 @@ pasted over it, and shrunk inside mirrored-edge padding (the look of one cracked
 damaged only with the watermark or the padding means the model reads that shortcut.
 
     .venv/bin/python benchmarks/scratch_shortcuts.py --crossval runs/scratch-default-cv \\
-        --kinds ../shared/data/scratch-real-dev/labels.csv
+        --output benchmarks/results/scratch_shortcuts.json
 
 --crossval is the output folder of `phonegrade crossval` on the scratch task (its predictions.csv and fold-*/
-models); --kinds a CSV with 'file' and 'kind' columns to count per kind of photo. Prints, per kind, how many clean
-photos each variant makes the model grade damaged; the last line printed is one JSON object.
+models); --kinds a CSV with 'file' and 'kind' columns to count per kind of photo (default: the run's own `kind` column,
+from the data folders' labels.csv). Prints, per kind, how many clean photos each variant makes the model grade
+damaged; the last line printed is one JSON object, also written to --output.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--crossval", required=True, help="output folder of `phonegrade crossval` (scratch task)")
     parser.add_argument("--kinds", help="CSV with 'file' (relative to the data folder) and 'kind' columns")
+    parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args()
     run = Path(args.crossval)
     with open(run / "predictions.csv", newline="") as f:
@@ -85,6 +87,8 @@ def main() -> None:
     print("all clean photos: " + ", ".join(f"{name} {totals[name]}/{len(rows)}" for name in VARIANTS))
     result["total_graded_damaged"] = totals
     print(json.dumps(result))
+    if args.output:
+        args.output.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

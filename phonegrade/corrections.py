@@ -62,7 +62,6 @@ FIELDS = ("file_name", "record_id", "timestamp", "content_hash", "width", "heigh
           "predicted_scratch", "scratch_probabilities", "corrected_scratch",
           "side_model", "side_revision", "scratch_model", "scratch_revision", "comment", "licence", "photo_stored",
           "source")
-LABELS_ONLY_FIELDS = tuple(f for f in FIELDS if f != "file_name")
 
 
 def content_hash(image: Image.Image) -> str:

@@ -28,10 +28,10 @@ CONFIG_KEYS = ("task", "arch", "labels", "image_size", "interpolation", "crop_pc
 REQUIRED_KEYS = ("task", "arch", "labels", "image_size", "mean", "std")  # files of phonegrade 0.1 lack the others
 
 
-# FP32_ENDS: int8 covers the convolutional trunk, where the time goes. The head's small Linear / BatchNorm1d /
-# PReLU layers cost almost nothing, and quantised they cost 15 points of accuracy on a synthetic set (measured);
-# the first convolution, which sees the raw normalised pixels, stays fp32 too (that brought a MobileNetV2's int8
-# accuracy from 1 point below fp32 to equal).
+# Only the convolutional trunk's ops (TRUNK_OPS) become int8: that is where the time goes. The head's small Linear /
+# BatchNorm1d / PReLU layers cost almost nothing, and quantised they cost 15 points of accuracy on a synthetic set
+# (measured); the first convolution, which sees the raw normalised pixels, stays fp32 too (that brought a
+# MobileNetV2's int8 accuracy from 1 point below fp32 to equal).
 TRUNK_OPS = ["Conv", "Relu", "Clip", "MaxPool", "AveragePool"]
 
 
@@ -69,7 +69,7 @@ def export_onnx(classifier, path: Path, example: torch.Tensor) -> None:
 
 def quantize_onnx(fp32_path: Path, int8_path: Path, calibration: torch.Tensor, batch_size: int = 8) -> None:
     """Static int8 (QDQ) of the convolutional trunk: int8 weights per output channel, uint8 activations with
-    calibrated ranges. The first convolution and the classification head stay fp32 (`FP32_ENDS`)."""
+    calibrated ranges. The first convolution and the classification head stay fp32 (see TRUNK_OPS)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process

@@ -251,7 +251,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = T
                              "0.98; 0 = off); validation and the saved model use the averaged weights")
     parser.add_argument("--mirror-pad", type=float, default=0.0, metavar="P",
                         help="with probability P, shrink a training photo inside its own mirrored edges, so that such "
-                             "padding (some dataset exports add it to one class's photos) is no sign of a class")
+                             "padding (some dataset exports add it to one class's photos) is no sign of a class; "
+                             "with --no-augment, a padded copy of each training photo joins it with probability P "
+                             "(fixed for the run, so --cache-features still works)")
     parser.add_argument("--no-augment", action="store_true",
                         help="train on un-augmented images (the evaluation transform: resize and normalise only)")
     parser.add_argument("--cache-features", action="store_true",
@@ -557,20 +559,30 @@ class Loop:
 def build_loaders(config: TrainConfig, net, data: TrainingData, pre: Preprocessing, accelerator, progress) -> Loop:
     """Datasets, loaders, optimizer and scheduler, prepared by Accelerate (features cached first if asked)."""
     generator = torch.Generator().manual_seed(config.seed)
-    train_set = PhotoDataset(data.splits.train, eval_transform(pre) if config.no_augment
-                             else train_transform(pre, augment=config.augment, mirror_pad=config.mirror_pad),
-                             pre.image_size)
+    if config.no_augment:
+        train_set = PhotoDataset(data.splits.train, eval_transform(pre), pre.image_size)
+        if config.mirror_pad:
+            # Without augmentation, padding comes as extra copies: the photos stay as they are, and a padded copy
+            # of each (a share `mirror_pad` of them) joins them, fixed for the run, so features can be cached.
+            chosen = torch.rand(len(data.splits.train), generator=generator) < config.mirror_pad
+            copies = PhotoDataset([s for s, c in zip(data.splits.train, chosen.tolist(), strict=True) if c],
+                                  eval_transform(pre, mirror_pad=1.0), pre.image_size)
+            train_set = torch.utils.data.ConcatDataset([train_set, copies])
+    else:
+        train_set = PhotoDataset(data.splits.train, train_transform(pre, augment=config.augment,
+                                                                   mirror_pad=config.mirror_pad), pre.image_size)
     val_set = PhotoDataset(data.splits.val, eval_transform(pre), pre.image_size)
     workers = loader_workers(config, accelerator.device)
     model, train_workers, val_features = net, workers, None
     if config.photo_cache_mb > 0 and not config.cache_features:
         # Decoding a photo costs nearly a tenth of its training step on a CPU: each is decoded once instead.
         budget = config.photo_cache_mb
-        for dataset in (train_set, val_set):
+        train_parts = getattr(train_set, "datasets", [train_set])  # with padded copies, two sets of photos
+        for dataset in (*train_parts, val_set):
             dataset.hold_in_memory(budget, progress)
             budget -= dataset.held_mb
-        accelerator.print(f"holding {len(train_set.decoded)}/{len(train_set)} train and {len(val_set.decoded)}/"
-                          f"{len(val_set)} val photos decoded in memory")
+        accelerator.print(f"holding {sum(len(d.decoded) for d in train_parts)}/{len(train_set)} train and "
+                          f"{len(val_set.decoded)}/{len(val_set)} val photos decoded in memory")
     if config.cache_features:
         # The frozen blocks see every image once; each epoch then trains only the blocks above them, on
         # features held in memory (nothing left to load in worker processes).

@@ -144,9 +144,9 @@ def train_transform(pre: Preprocessing, augment: str = "standard", mirror_pad: f
     ])
 
 
-def eval_transform(pre: Preprocessing) -> T.Compose:
+def eval_transform(pre: Preprocessing, mirror_pad: float = 0.0) -> T.Compose:
     """Resize (the whole photo to a square, or the short side then a centre crop: `Preprocessing.crop_pct`)
-    and normalise."""
+    and normalise; mirror_pad: first `RandomMirrorPad` with that probability (training without augmentation)."""
     size, interpolation = pre.image_size, INTERPOLATIONS[pre.interpolation]
     if pre.crop_pct < 1.0:
         resize = [T.Resize(int(size / pre.crop_pct), interpolation=interpolation, antialias=True), T.CenterCrop(size)]
@@ -154,6 +154,7 @@ def eval_transform(pre: Preprocessing) -> T.Compose:
         resize = [T.Resize((size, size), interpolation=interpolation, antialias=True)]
     return T.Compose([
         *_as_tensor(size),
+        *([RandomMirrorPad(mirror_pad)] if mirror_pad else []),
         *resize,
         T.ToDtype(torch.float32, scale=True),
         T.Normalize(pre.mean, pre.std),

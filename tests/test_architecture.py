@@ -1,5 +1,5 @@
-"""The package's layers import one way: library ← commands ← apps (the CLI, the training script). The demo's page
-(phonegrade.demo) is library code: `phonegrade demo` and app.py both serve it.
+"""The package's layers import one way: library ← commands ← apps (the CLI, `python -m phonegrade`, the training
+script). The demo's page (phonegrade.demo) is library code: `phonegrade demo` and app.py both serve it.
 
 The graph is read from the source (every import statement, those inside functions included), not from what a
 run happens to import."""
@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "phonegrade"
-APPS = {"phonegrade.cli", "phonegrade.train"}
+APPS = {"phonegrade.cli", "phonegrade.train", "phonegrade.__main__"}
 
 
 def module_name(path: Path) -> str:

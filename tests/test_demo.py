@@ -320,10 +320,12 @@ def test_a_confident_grade_is_not_asked_about_and_an_unsure_one_is_at_the_same_m
     make_sure_of(grader.side.classifier, "back")  # a back view: only the side model is asked about
     sure = grader.assess(image)
     assert top_two_margin(sure.prediction.side) > 0.99 and not sure.ask and sure.ask_reason == ""
-    # Now back and none tie (equal output biases, far above front's): the margin is below 0.4, and it asks.
-    bias = grader.side.classifier.net.head[-1].bias
+    # Now back and none tie (the same output weights and bias, far above front's): the margin is below 0.4, and it
+    # asks.
+    output, labels = grader.side.classifier.net.head[-1], grader.side.classifier.labels
     with torch.no_grad():
-        bias[grader.side.classifier.labels.index("none")] = bias[grader.side.classifier.labels.index("back")]
+        output.weight[labels.index("none")] = output.weight[labels.index("back")]
+        output.bias[labels.index("none")] = output.bias[labels.index("back")]
     unsure = grader.assess(image)
     assert top_two_margin(unsure.prediction.side) < 0.4 and unsure.ask
     assert "The side model is unsure between" in unsure.ask_reason

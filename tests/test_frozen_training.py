@@ -106,3 +106,19 @@ def test_cache_features_trains_exactly_like_the_uncached_loop(side_data, tmp_pat
     model = PhoneGradeClassifier.from_pretrained(tmp_path / "cached")
     assert model.config.training["cache_features"] is True
     assert len(model.predict(sorted((side_data / "val").rglob("*.png")))) == 6
+
+
+def test_mirror_padding_without_augmentation_adds_padded_copies_that_features_are_cached_for(side_data, tmp_path):
+    # 30 training photos; at P 1 every one gets a padded copy beside it, at P 0.5 about half do.
+    common = ["--task", "side", "--arch", "mobilenet_v2", "--weights", "none", "--trainable-blocks", "5",
+              "--data", str(side_data), "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",
+              "--no-augment", "--cache-features"]
+    every = run_train([*common, "--mirror-pad", "1", "--output-dir", str(tmp_path / "every")])
+    assert "output for 60 train and 6 val images" in every.stdout
+    some = run_train([*common, "--mirror-pad", "0.5", "--output-dir", str(tmp_path / "some")])
+    cached = int(some.stdout.split("output for ")[1].split(" train")[0])
+    assert 30 < cached < 60
+    model = PhoneGradeClassifier.from_pretrained(tmp_path / "every")
+    assert model.config.training["mirror_pad"] == 1.0
+    card = (tmp_path / "every" / "README.md").read_text()
+    assert "mirror-padded copies of a share 1.0 of the training photos" in card

@@ -25,7 +25,7 @@ INSTALLED_USE = textwrap.dedent("""
                      "--no-progress"]) == 0
     assert "library_name: phonegrade" in Path("model/README.md").read_text()
     from phonegrade.training import load_recipe
-    assert load_recipe("side-default")["arch"] == "efficientnet_lite0"  # the recipes are installed too
+    assert load_recipe("side-default")["arch"] == "efficientnet_lite2"  # the recipes are installed too
     side, scratch = load_model(DEFAULT_MODELS["side"]), load_model(DEFAULT_MODELS["scratch"])
     assert (side.classifier.task, scratch.classifier.task) == ("side", "scratch")
     store = CorrectionStore("corrections").ensure()  # writes the dataset card from the installed template

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from phonegrade.corrections import (
-    LABELS_ONLY_FIELDS,
+    FIELDS,
     CorrectionStore,
     HubPusher,
     Prediction,
@@ -296,7 +296,7 @@ def test_hostile_comment_and_file_name_store_only_clean_content_under_generated_
     (folder,) = [p for p in root.glob("labels_only/*/*") if p.name == record_id]
     assert sorted(p.name for p in folder.iterdir()) == ["record.jsonl"]
     metadata = json.loads((folder / "record.jsonl").read_text())
-    assert set(metadata) == set(LABELS_ONLY_FIELDS)  # only the documented fields: no file name or path
+    assert set(metadata) == set(FIELDS) - {"file_name"}  # only the documented fields: no file name or path
     assert metadata["content_hash"] == keyed_hash(Image.open(io.BytesIO(payload)), CorrectionStore(root).hash_key())
     assert not any(marker in str(value) for value in metadata.values())
     stored = metadata["comment"]  # plain text: tags and control characters removed, bounded

@@ -304,13 +304,22 @@ def test_loader_workers_default_to_none_on_the_cpu_and_follow_workers_when_given
 
 
 def test_unset_mixed_precision_is_left_to_accelerate_and_recorded(side_data, tmp_path, monkeypatch):
+    from accelerate.state import AcceleratorState
+
     from phonegrade.cli import main as cli_main
 
     # `accelerate launch --mixed_precision bf16` (or `accelerate config`) tells the processes so: this variable.
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
-    assert cli_main(["train", "--task", "side", "--arch", "wearnet", "--data", str(side_data), "--epochs", "1",
-                     "--image-size", "32", "--workers", "0", "--no-progress", "--output-dir", str(tmp_path / "m")]) == 0
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["mixed_precision"] == "bf16"
+    # Accelerate keeps one state per process; a training run earlier in this test process would already have fixed
+    # it (a real launch starts a fresh process). Accelerate's own tests reset it the same way.
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        assert cli_main(["train", "--task", "side", "--arch", "wearnet", "--data", str(side_data), "--epochs", "1",
+                         "--image-size", "32", "--workers", "0", "--no-progress", "--output-dir",
+                         str(tmp_path / "m")]) == 0
+        assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["mixed_precision"] == "bf16"
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)  # later tests start from Accelerate's default
 
 
 def test_the_card_and_license_file_name_the_terms_of_the_weights_and_the_data(side_data, tmp_path):

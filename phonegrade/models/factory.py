@@ -16,7 +16,7 @@ ARCHS = ("resnet50", "mobilenet_v2", "densenet121", *EFFICIENTNET_LITE, "wearnet
 
 
 def check_arch(arch: str) -> str:
-    """`arch` if it names a registered architecture or a `timm:<name>` model, else a ValueError."""
+    """`arch` if it names a registered architecture or a `timm:<name>` model, else a ConfigError."""
     if arch in ARCHS or (arch.startswith(TIMM_PREFIX) and len(arch) > len(TIMM_PREFIX)):
         return arch
     raise ConfigError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}, or timm:<name> for a timm model")

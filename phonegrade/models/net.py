@@ -105,7 +105,7 @@ class TrainableTop(nn.Module):
     """The part of a PhoneGradeNet without a side trunk that trains, fed the frozen blocks' output instead of
     images.
 
-    Training on features computed once (`train.py --cache-features`) runs only this; it holds the whole
+    Training on features computed once (`phonegrade train --cache-features`) runs only this; it holds the whole
     net, so its state dict, optimizer groups and Accelerate wrapping cover the same parameters.
     """
 
