@@ -24,7 +24,7 @@ INSTALLED_USE = textwrap.dedent("""
                      "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",
                      "--no-progress"]) == 0
     assert "library_name: phonegrade" in Path("model/README.md").read_text()
-    from phonegrade.training import load_recipe
+    from phonegrade.train_config import load_recipe
     assert load_recipe("side-default")["arch"] == "efficientnet_lite2"  # the recipes are installed too
     side, scratch = load_model(DEFAULT_MODELS["side"]), load_model(DEFAULT_MODELS["scratch"])
     assert (side.classifier.task, scratch.classifier.task) == ("side", "scratch")

@@ -39,8 +39,9 @@ from ..crossvalidation import (
 from ..data import LABELS_FILE, Splits, crossval_fold_record, group_splits, kfold_splits, load_all, read_label_column
 from ..errors import ConfigError, PhoneGradeError
 from ..hub import display_name
-from ..training import CHECKPOINT_DIR, TrainConfig, add_training_arguments, train
-from . import HelpFormatter
+from ..train_config import TrainConfig
+from ..training import CHECKPOINT_DIR, train
+from . import HelpFormatter, add_training_arguments
 
 
 def register(subparsers) -> None:
@@ -120,7 +121,7 @@ def fold_plan(args: argparse.Namespace, samples: list, origins: list[str], seed:
 
 
 def run(args: argparse.Namespace) -> int:
-    recipe = TrainConfig.from_namespace(args)
+    recipe = TrainConfig.from_options(vars(args))
     out = Path(args.output_dir)
     whole, origins = load_all(args.data, args.task)
     samples = whole.train  # the whole set: the folds make their own splits
