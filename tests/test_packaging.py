@@ -16,7 +16,8 @@ INSTALLED_USE = textwrap.dedent("""
     from phonegrade import DEFAULT_MODELS, EXAMPLES_DIR, PhoneGradeClassifier
     from phonegrade.cli import main as cli_main
     from phonegrade.corrections import CorrectionStore
-    from phonegrade.demo import Grader, build_demo, load_model, read_examples
+    from phonegrade.demo import build_demo
+    from phonegrade.grading import Grader, load_model, read_examples
 
     site, data = Path(sys.argv[1]), sys.argv[2]
     assert Path(phonegrade.__file__).is_relative_to(site), phonegrade.__file__  # the wheel, not the checkout
