@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 from .calibration import apply_temperature, calibration_report
-from .cards import write_model_card
 from .classifier import PhoneGradeClassifier, save_weights
 from .config import ModelConfig
 from .corrections import load_correction_rows, merge_corrections
@@ -31,7 +30,8 @@ from .errors import ConfigError
 from .hub import check_may_push, display_name, push_model_folder, resolve_dataset_revision
 from .labels import TASK_LABELS
 from .losses import balanced_class_weights, focal_loss
-from .metrics import compute_metrics, format_report, write_metrics
+from .metrics import compute_metrics, format_report
+from .model_folder import write_model_folder
 from .models import (
     TrainableTop,
     count_parameters,
@@ -528,12 +528,8 @@ def write_folder(config: TrainConfig, accelerator, classifier: PhoneGradeClassif
     to the Hub with --push-to-hub."""
     if not accelerator.is_main_process:
         return
-    out = Path(config.output_dir)
-    classifier.save_pretrained(out)
-    write_metrics(metrics, out)
-    write_model_card(out, classifier.config, metrics, base_model=base_model(config, weights))
-    with open(out / "training_log.jsonl", "w") as log:
-        log.writelines(json.dumps(r) + "\n" for r in state["history"])
+    out = write_model_folder(config.output_dir, classifier, metrics, base_model=base_model(config, weights),
+                             history=state["history"])
     accelerator.print("\n" + format_report(metrics))
     kept = (f"best epoch {state['best_epoch']}" if config.keep == "best"
             else f"last epoch {state['epoch']}; best was {state['best_epoch']}")
