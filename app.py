@@ -9,7 +9,6 @@ and honours HF_ENDPOINT.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,12 +16,9 @@ ROOT = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    from phonegrade.demo import add_options, serve
+    from phonegrade.commands.demo import main as demo
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_options(parser, corrections_dir=str(ROOT / "data" / "corrections"))
-    return serve(parser.parse_args(argv), prog="app.py")
+    return demo(argv, prog="app.py", corrections_dir=str(ROOT / "data" / "corrections"))
 
 
 if __name__ == "__main__":

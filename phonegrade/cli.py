@@ -6,9 +6,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import corrections, crossval, demo, ensemble, evaluate, export, predict, promote, synth, train
+from .commands import (
+    apply_recipe,
+    corrections,
+    crossval,
+    demo,
+    ensemble,
+    evaluate,
+    export,
+    predict,
+    promote,
+    synth,
+    train,
+)
 from .errors import PhoneGradeError
-from .training import apply_recipe
 from .version import __version__
 
 COMMANDS = (synth, train, crossval, ensemble, evaluate, predict, export, corrections, promote, demo)

@@ -10,19 +10,17 @@ model folder (model.safetensors, config.json, README.md card, metrics.json, conf
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .calibration import apply_temperature, calibration_report
-from .cards import write_model_card
 from .classifier import PhoneGradeClassifier, save_weights
 from .config import ModelConfig
 from .corrections import load_correction_rows, merge_corrections
@@ -32,332 +30,23 @@ from .errors import ConfigError
 from .hub import check_may_push, display_name, push_model_folder, resolve_dataset_revision
 from .labels import TASK_LABELS
 from .losses import balanced_class_weights, focal_loss
-from .metrics import compute_metrics, format_report, write_metrics
+from .metrics import compute_metrics, format_report
+from .model_folder import write_model_folder
 from .models import (
-    ARCHS,
     TrainableTop,
-    check_arch,
     count_parameters,
     create_model,
-    default_preprocessing,
     describe_weights,
-    has_pretrained_backbone,
     imagenet_hub_id,
 )
-from .transforms import AUGMENTATIONS, Preprocessing, eval_transform, train_transform
+from .train_config import TrainConfig
+from .transforms import Preprocessing, eval_transform, train_transform
 from .triage import read_decisions, select_corrections
 from .utils import accelerate_on_cpu
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_WEIGHTS = "best.safetensors"
 AVERAGE_WEIGHTS = "weight_average.safetensors"  # in a resume checkpoint, beside Accelerate's files
-
-
-@dataclass
-class TrainConfig:
-    """Everything one training run needs. Options of `phonegrade train` and keys of a recipe file (`--config`)
-    have these names (dashes or underscores)."""
-
-    task: str
-    data: str | list[str]  # one source, or several combined (`data.load_splits`)
-    output_dir: str
-    arch: str = "mobilenet_v2"
-    weights: str | None = None  # none, imagenet or a state-dict file; default: imagenet where the arch has them
-    extra_train: list[str] = field(default_factory=list)
-    init_from: str | None = None
-    trainable_blocks: int | None = None
-    phone_prior: float | None = None
-    unfreeze_at: int | None = None
-    backbone_lr_scale: float = 0.1
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    image_size: int | None = None  # default: what the arch's ImageNet weights were made for
-    crop_pct: float = 1.0
-    gamma: float = 2.0
-    class_weights: str = "none"
-    scheduler: str = "plateau"
-    patience: int = 7
-    val_fraction: float | None = 0.2
-    keep: str = "best"
-    seed: int = 0
-    workers: int | None = None  # default: loader_workers
-    augment: str = "standard"
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-    ema_decay: float = 0.0
-    mirror_pad: float = 0.0
-    no_augment: bool = False
-    cache_features: bool = False
-    photo_cache_mb: int = 2048
-    mixed_precision: str | None = None  # None: Accelerate decides (accelerate launch --mixed_precision, its config)
-    data_description: str | None = None
-    data_terms: str | None = None
-    card_note: str | None = None
-    no_progress: bool = False
-    resume: bool = False
-    corrections: str | None = None
-    corrections_all: bool = False
-    corrections_in_val: bool = False
-    crossval_summary: str | list[str] | None = None
-    calibrate_from: str | None = None
-    push_to_hub: str | None = None
-    private: bool = False
-    force: bool = False
-
-    # What config.json records of a run (where data and output live is recorded as names elsewhere, or not at all).
-    RECORDED = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "crop_pct", "gamma",
-                "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at", "backbone_lr_scale",
-                "mixed_precision", "augment", "no_augment", "cache_features", "keep", "mixup_alpha", "cutmix_alpha",
-                "ema_decay", "mirror_pad", "phone_prior")
-
-    def __post_init__(self):
-        # Options from a recipe file skip argparse's checks: the same ones, here.
-        check_arch(self.arch)
-        choices = {"task": sorted(TASK_LABELS), "class_weights": ("none", "auto"),
-                   "scheduler": ("plateau", "cosine", "none"), "keep": ("best", "last"), "augment": AUGMENTATIONS,
-                   "mixed_precision": (None, "no", "fp16", "bf16")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                shown = ", ".join(str(value) for value in allowed if value is not None)
-                raise ConfigError(f"{name} must be one of {shown}, got {getattr(self, name)!r}")
-
-    def resolved_weights(self) -> str:
-        """The starting weights actually used: --init-from replaces them; by default ImageNet where the arch has
-        them."""
-        if self.init_from:
-            if self.weights not in (None, "none"):
-                raise ConfigError("--init-from and --weights both set the starting weights: give one of them")
-            return "none"
-        if self.weights is None:
-            return "imagenet" if has_pretrained_backbone(self.arch) else "none"
-        return self.weights
-
-    def preprocessing(self) -> Preprocessing:
-        """The arch's preprocessing, with --image-size and --crop-pct where given."""
-        pre = default_preprocessing(self.arch)
-        return dataclasses.replace(pre, image_size=self.image_size or pre.image_size, crop_pct=self.crop_pct)
-
-    def differences(self, training: dict, extra_train: list[dict]) -> list[str]:
-        """The options in which a model folder's recorded run (config.json `training` and `data.extra_train`)
-        differs from this config: empty when this config would make the same run again. Options an earlier
-        version did not record yet had their default then."""
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        differ = []
-        for key in self.RECORDED:
-            value = getattr(self, key)
-            if value is None and key == "mixed_precision":
-                continue  # left to Accelerate: the run records what it decided
-            recorded = training.get(key, defaults[key] if key != "mixed_precision" else "no")
-            if key == "class_weights":  # recorded as the weights themselves, or none
-                recorded = "auto" if isinstance(recorded, list) else "none" if recorded in (None, "none") else recorded
-            if recorded != value:
-                differ.append(key)
-        if training.get("weights") != self.resolved_weights():
-            differ.append("weights")
-        if self.trainable_blocks is not None and training.get("trainable_blocks") != self.trainable_blocks:
-            differ.append("trainable_blocks")
-        if (training.get("init_from") or None) != (display_name(self.init_from) if self.init_from else None):
-            differ.append("init_from")
-        wanted = [(extra_training_samples(source, self.task)[1]) for source in self.extra_train]
-        if [e.get("source") for e in extra_train] != wanted:
-            differ.append("extra_train")
-        return differ
-
-    @classmethod
-    def from_namespace(cls, args: argparse.Namespace) -> TrainConfig:
-        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
-
-
-# ---------------------------------------------------------------- options and recipe files
-
-def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> None:
-    """TrainConfig's options; single_run=False leaves out those that concern one run's data split and output
-    (cross-validation makes its own splits)."""
-    parser.add_argument("--config", metavar="RECIPE.yaml",
-                        help="a recipe file of training options (YAML or JSON, the option names as keys), or the name "
-                             "of one installed with phonegrade (side-default, scratch-default); options given on the "
-                             "command line override it")
-    parser.add_argument("--task", required=True, choices=sorted(TASK_LABELS), help="which classifier to train")
-    parser.add_argument("--arch", default="mobilenet_v2", type=_arch_option, metavar="ARCH",
-                        help=f"model architecture: {', '.join(ARCHS)}, or timm:<name> for any convolutional timm "
-                             f"model (e.g. timm:convnext_tiny; its pretrained weights come from the Hugging Face Hub)")
-    parser.add_argument("--data", required=True, nargs="+", metavar="DATA",
-                        help="imagefolder (with or without train/ and val/), `datasets` folder saved with "
-                             "save_to_disk, or a Hub dataset id; several are combined (each may lack classes, and "
-                             "DIR=LABEL takes every image under the folder DIR as LABEL)")
-    parser.add_argument("--output-dir", required=True,
-                        help="folder that becomes the model repo" if single_run
-                        else "folder for the folds' model folders and crossval.json")
-    parser.add_argument("--weights", default=None,
-                        help="initial backbone weights: none, imagenet, or a path to a torchvision .pth / "
-                             ".safetensors state dict (default: imagenet where the arch has them, else none)")
-    parser.add_argument("--extra-train", metavar="DATA[=LABEL]", nargs="+", default=[],
-                        help="more labelled images (same kinds of source as --data; classes may be missing) added to "
-                             "the training images only, never validated on; DATA=LABEL takes every image under the "
-                             "folder DATA as LABEL, e.g. a scratch dataset's photos as extra side fronts")
-    parser.add_argument("--init-from", metavar="MODEL",
-                        help="start from a trained phonegrade model (folder or Hub id) of the same arch and "
-                             "task, e.g. one pre-trained on `phonegrade synth` renders, instead of --weights")
-    parser.add_argument("--trainable-blocks", type=int, default=None,
-                        help="train only the top K blocks of the backbone (default: per-arch with pretrained "
-                             "weights, all blocks from scratch)")
-    parser.add_argument("--phone-prior", type=float, metavar="THRESHOLD",
-                        help="side task, EfficientNet-Lite with every block frozen (--trainable-blocks 0): at "
-                             "prediction, raise `none` by log(THRESHOLD / p) when ImageNet's classifier gives the "
-                             "phone-like classes a probability p below THRESHOLD (docs/models.md)")
-    parser.add_argument("--unfreeze-at", type=int, default=None,
-                        help="epoch (1-based) from which every block trains, at --backbone-lr-scale × lr")
-    parser.add_argument("--backbone-lr-scale", type=float, default=0.1,
-                        help="learning-rate factor for frozen-then-unfrozen backbone blocks")
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs (fewer with early stopping)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per training step")
-    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="input side in pixels (default: what the arch's ImageNet weights were made for, e.g. "
-                             "224 for efficientnet_lite0, 260 for efficientnet_lite2)")
-    parser.add_argument("--crop-pct", type=float, default=1.0,
-                        help="1.0: the whole photo, squashed to a square; below 1: the centre after resizing the "
-                             "short side to image-size / crop-pct (ImageNet's evaluation protocol uses 0.875)")
-    parser.add_argument("--gamma", type=float, default=2.0, help="focal-loss gamma (0 = cross-entropy)")
-    parser.add_argument("--class-weights", choices=("none", "auto"), default="none",
-                        help="auto: weight classes inversely to their training frequency")
-    parser.add_argument("--scheduler", choices=("plateau", "cosine", "none"), default="plateau")
-    parser.add_argument("--patience", type=int, default=7,
-                        help="stop after this many epochs without a lower validation loss (0: never stop early)")
-    if single_run:
-        parser.add_argument("--val-fraction", type=float, default=0.2,
-                            help="validation share when the data has no validation split (stratified)")
-    parser.add_argument("--keep", choices=("best", "last"), default="best" if single_run else "last",
-                        help="weights the model folder keeps: best (lowest validation loss) or last (final epoch)"
-                             + ("" if single_run else "; cross-validation keeps the last, as picking the best "
-                                                      "by the held-out fold would flatter its score"))
-    parser.add_argument("--seed", type=int, default=0, help="seeds the split, the initial head and the augmentation")
-    parser.add_argument("--workers", type=int,
-                        help="DataLoader worker processes (default: none when training on the CPU, whose every core "
-                             "the network uses; else min(4, CPU cores))")
-    parser.add_argument("--augment", choices=AUGMENTATIONS, default="standard",
-                        help="augmentation preset: standard (crop, flip, rotation, colour) or strong (smaller crops, "
-                             "TrivialAugment, random erasing) for small sets trained from scratch")
-    parser.add_argument("--mixup-alpha", type=float, default=0.0,
-                        help="MixUp: blend pairs of training images and their labels, Beta(alpha, alpha) "
-                             "mixing (0 = off); with --cutmix-alpha each batch gets one of the two")
-    parser.add_argument("--cutmix-alpha", type=float, default=0.0,
-                        help="CutMix: paste a box of one training image into another, labels mixed by area (0 = off)")
-    parser.add_argument("--ema-decay", type=float, default=0.0,
-                        help="keep an exponential moving average of the weights (decay per optimizer step, e.g. "
-                             "0.98; 0 = off); validation and the saved model use the averaged weights")
-    parser.add_argument("--mirror-pad", type=float, default=0.0, metavar="P",
-                        help="with probability P, shrink a training photo inside its own mirrored edges, so that such "
-                             "padding (some dataset exports add it to one class's photos) is no sign of a class; "
-                             "with --no-augment, a padded copy of each training photo joins it with probability P "
-                             "(fixed for the run, so --cache-features still works)")
-    parser.add_argument("--no-augment", action="store_true",
-                        help="train on un-augmented images (the evaluation transform: resize and normalise only)")
-    parser.add_argument("--cache-features", action="store_true",
-                        help="run the frozen backbone blocks once over the (un-augmented) images and train the rest on "
-                             "their output, held in memory; needs --no-augment and frozen blocks, and no --unfreeze-at "
-                             "or WearNet side trunk")
-    parser.add_argument("--photo-cache-mb", type=int, default=TrainConfig.photo_cache_mb, metavar="MB",
-                        help="keep up to MB of decoded photos in memory across epochs instead of decoding their files "
-                             "every epoch (0: off); training sees the same pixels either way")
-    parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None,
-                        help="default: what `accelerate launch --mixed_precision` or `accelerate config` set, else no")
-    parser.add_argument("--data-description", metavar="TEXT",
-                        help="what the training data is, in words, for the model card and the demo page")
-    parser.add_argument("--data-terms", metavar="TEXT",
-                        help="the training photos' terms of use, in words (licences, attribution, allowed use), for "
-                             "the model card and its LICENSE file: a model is bound by its data's terms too")
-    parser.add_argument("--card-note", metavar="TEXT",
-                        help="a paragraph for the model card's training section, e.g. how this run was chosen")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
-    parser.add_argument("--corrections", metavar="REPO_OR_DIR",
-                        help="merge users' corrections (a corrections folder or Hub dataset id) into training (in "
-                             "cross-validation, every fold's): those `phonegrade corrections triage` or a reviewer "
-                             "accepted, one per near-duplicate photo")
-    parser.add_argument("--corrections-all", action="store_true",
-                        help="use every correction with a photo, triaged or not (one per photo: the newest)")
-    if not single_run:
-        return
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from OUTPUT_DIR/checkpoints/last if a previous run left one")
-    parser.add_argument("--corrections-in-val", action="store_true",
-                        help="also hold out a stratified 20%% of the corrections for validation (default: "
-                             "corrections only train, and validation stays the base data's)")
-    parser.add_argument("--crossval-summary", metavar="CROSSVAL_JSON", nargs="+",
-                        help="crossval.json of `phonegrade crossval` with this recipe (one stratified, one "
-                             "leave-one-group-out, or both): their numbers go into config.json and the model card")
-    parser.add_argument("--calibrate-from", metavar="CROSSVAL_DIR",
-                        help="a `phonegrade crossval` output folder of this recipe (best: leave-one-group-out): "
-                             "divide the final logits by the temperature that fits its out-of-fold probabilities "
-                             "best, so that the model's probabilities say how often it is right (docs/models.md)")
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the finished model folder to this repo")
-    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
-    parser.add_argument("--force", action="store_true",
-                        help="with --push-to-hub: replace the model the repo already holds (without it such a push is "
-                             "refused before training starts: `phonegrade promote` compares the two first)")
-
-
-def recipe_text(name: str | os.PathLike) -> str:
-    """A recipe file, or by bare name one installed with phonegrade (`side-default` is recipes/side-default.yaml)."""
-    from importlib.resources import files
-
-    path = Path(name)
-    packaged = files("phonegrade.recipes") / f"{name}.yaml"
-    if not path.exists() and path.suffix == "" and packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    return path.read_text(encoding="utf-8")
-
-
-def _arch_option(value: str) -> str:
-    try:
-        return check_arch(value)
-    except ConfigError as err:  # argparse shows this message as it is
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def load_recipe(path: str | os.PathLike) -> dict:
-    """A recipe file's options (YAML or JSON), keyed by TrainConfig field names; unknown keys are an error."""
-    import yaml
-
-    try:
-        recipe = yaml.safe_load(recipe_text(path))
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"--config {path}: cannot read the recipe ({err.__class__.__name__}: {err})") from err
-    if not isinstance(recipe, dict):
-        raise ConfigError(f"--config {path}: a recipe is a mapping of option names to values")
-    options = {str(key).replace("-", "_"): value for key, value in recipe.items()}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(f"--config {path}: unknown option(s) {', '.join(unknown)}")
-    return options
-
-
-def apply_recipe(parser: argparse.ArgumentParser, argv: list[str]) -> None:
-    """When `argv` names a recipe file (--config FILE), its options become the defaults of the command's parser,
-    so that options given on the command line override them. `parser` is the `phonegrade` parser (the command is
-    the first word of `argv`) or a command's own parser."""
-    subcommands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-    if subcommands is not None:
-        parser = next((subcommands.choices[word] for word in argv if word in subcommands.choices), None)
-    if parser is None or "--config" not in parser._option_string_actions:
-        return
-    find = argparse.ArgumentParser(add_help=False)
-    find.add_argument("--config")
-    path = find.parse_known_args(argv)[0].config
-    if not path:
-        return
-    recipe = load_recipe(path)
-    actions = {action.dest: action for action in parser._actions}
-    foreign = sorted(set(recipe) - set(actions))
-    if foreign:
-        raise ConfigError(f"--config {path}: {', '.join(foreign)} cannot be used with `{parser.prog}`")
-    for key in recipe:
-        actions[key].required = False  # given by the recipe: the command line need not repeat it
-    parser.set_defaults(**recipe)
 
 
 # ---------------------------------------------------------------- phase 1: data
@@ -839,12 +528,8 @@ def write_folder(config: TrainConfig, accelerator, classifier: PhoneGradeClassif
     to the Hub with --push-to-hub."""
     if not accelerator.is_main_process:
         return
-    out = Path(config.output_dir)
-    classifier.save_pretrained(out)
-    write_metrics(metrics, out)
-    write_model_card(out, classifier.config, metrics, base_model=base_model(config, weights))
-    with open(out / "training_log.jsonl", "w") as log:
-        log.writelines(json.dumps(r) + "\n" for r in state["history"])
+    out = write_model_folder(config.output_dir, classifier, metrics, base_model=base_model(config, weights),
+                             history=state["history"])
     accelerator.print("\n" + format_report(metrics))
     kept = (f"best epoch {state['best_epoch']}" if config.keep == "best"
             else f"last epoch {state['epoch']}; best was {state['best_epoch']}")

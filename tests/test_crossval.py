@@ -313,7 +313,7 @@ def test_group_splits_hold_out_each_group_once_and_train_on_every_other():
 
 
 def test_grouped_crossval_never_trains_on_a_photo_of_the_held_out_group(side_data, tmp_path, monkeypatch):
-    import phonegrade.commands.crossval as crossval_command
+    import phonegrade.crossval_loop as crossval_loop
     from phonegrade.data import load_sources, read_label_column
 
     a, b = _grouped_side_folders(tmp_path, side_data)
@@ -321,14 +321,14 @@ def test_grouped_crossval_never_trains_on_a_photo_of_the_held_out_group(side_dat
     group_of = dict(zip((s.key for s in samples), read_label_column(samples, origins, "source_repo"), strict=True))
     assert set(group_of.values()) == {"phones", "objects", "b"}
     trained_on = []
-    real_train = crossval_command.train
+    real_train = crossval_loop.train
 
     def recording_train(config, splits, crossval_fold):
         trained_on.append((crossval_fold["group"], {group_of[s.key] for s in splits.train},
                            {group_of[s.key] for s in splits.val}))
         return real_train(config, splits=splits, crossval_fold=crossval_fold)
 
-    monkeypatch.setattr(crossval_command, "train", recording_train)
+    monkeypatch.setattr(crossval_loop, "train", recording_train)
     out = tmp_path / "cv"
     assert cli_main(["crossval", "--task", "side", "--arch", "wearnet", "--data", str(a), str(b), "--group-by",
                      "source_repo", "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",

@@ -6,8 +6,8 @@ from PIL import Image
 
 from phonegrade.confidence import top_two_margin
 from phonegrade.corrections import CorrectionStore, Prediction, content_hash, keyed_hash, summarize
-from phonegrade.demo import NOT_A_PHONE_NOTE, Assessment, Grader, load_model
 from phonegrade.errors import ConfigError, CorrectionError
+from phonegrade.grading import NOT_A_PHONE_NOTE, Assessment, Grader, load_model
 from phonegrade.quality import measure_quality
 
 
@@ -267,7 +267,7 @@ def test_api_errors_are_clear_messages(running_app, side_data, tmp_path):
 
 def test_page_states_what_each_default_model_was_trained_on_and_how_well_it_did():
     from phonegrade import DEFAULT_MODELS
-    from phonegrade.demo import describe_training_data
+    from phonegrade.grading import describe_training_data
 
     for task in ("side", "scratch"):
         model = load_model(DEFAULT_MODELS[task])
@@ -281,7 +281,7 @@ def test_page_states_what_each_default_model_was_trained_on_and_how_well_it_did(
 
 
 def test_local_model_folders_are_shown_relative_to_the_working_directory(trained_side_model, monkeypatch):
-    from phonegrade.demo import display_id
+    from phonegrade.grading import display_id
 
     monkeypatch.chdir(trained_side_model.parent)
     assert display_id(str(trained_side_model)) == trained_side_model.name
@@ -290,7 +290,7 @@ def test_local_model_folders_are_shown_relative_to_the_working_directory(trained
 
 
 def test_the_examples_note_names_every_example_the_models_grade_wrong(grader, gradable_photo, tmp_path):
-    from phonegrade.demo import examples_note, read_examples
+    from phonegrade.grading import examples_note, read_examples
 
     folder = tmp_path / "examples"
     folder.mkdir()
@@ -332,7 +332,7 @@ def test_a_confident_grade_is_not_asked_about_and_an_unsure_one_is_at_the_same_m
 
 
 def test_the_flag_limit_holds_each_client_to_its_share_of_a_sliding_window():
-    from phonegrade.demo import FlagLimit
+    from phonegrade.grading import FlagLimit
 
     now = [0.0]
     limit = FlagLimit(count=3, seconds=60, clock=lambda: now[0])

@@ -67,7 +67,7 @@ def test_ensemble_command_writes_a_model_folder_that_predicts_its_members_mean(t
     assert model.config.metrics["accuracy"] == metrics["accuracy"]
     card = (out / "README.md").read_text()
     assert "mean class probabilities of 2 `wearnet` models" in card and "two test members" in card
-    from phonegrade.demo import LoadedModel, describe_training_data
+    from phonegrade.grading import LoadedModel, describe_training_data
 
     line = describe_training_data(LoadedModel(model, "ensemble", None))
     assert line.startswith("2 wearnet models averaged, each trained on two test members")

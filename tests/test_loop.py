@@ -51,7 +51,7 @@ def test_corrections_flagged_in_the_demo_fix_the_next_model(side_data, trained_s
     # /flag asks no consent yet, so those records hold no photo and cannot train. The same flags with consent,
     # through the call /flag makes:
     from phonegrade.corrections import CorrectionStore
-    from phonegrade.demo import Grader, load_model
+    from phonegrade.grading import Grader, load_model
 
     assert all(record["image_path"] is None for record in CorrectionStore(corrections).records())
     grader = Grader(load_model(str(first)), load_model(str(trained_scratch_model)), CorrectionStore(corrections))

@@ -16,7 +16,8 @@ INSTALLED_USE = textwrap.dedent("""
     from phonegrade import DEFAULT_MODELS, EXAMPLES_DIR, PhoneGradeClassifier
     from phonegrade.cli import main as cli_main
     from phonegrade.corrections import CorrectionStore
-    from phonegrade.demo import Grader, build_demo, load_model, read_examples
+    from phonegrade.demo import build_demo
+    from phonegrade.grading import Grader, load_model, read_examples
 
     site, data = Path(sys.argv[1]), sys.argv[2]
     assert Path(phonegrade.__file__).is_relative_to(site), phonegrade.__file__  # the wheel, not the checkout
@@ -24,7 +25,7 @@ INSTALLED_USE = textwrap.dedent("""
                      "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0",
                      "--no-progress"]) == 0
     assert "library_name: phonegrade" in Path("model/README.md").read_text()
-    from phonegrade.training import load_recipe
+    from phonegrade.train_config import load_recipe
     assert load_recipe("side-default")["arch"] == "efficientnet_lite2"  # the recipes are installed too
     side, scratch = load_model(DEFAULT_MODELS["side"]), load_model(DEFAULT_MODELS["scratch"])
     assert (side.classifier.task, scratch.classifier.task) == ("side", "scratch")

@@ -11,7 +11,7 @@ import pytest
 
 from phonegrade.cli import main as cli_main
 from phonegrade.promotion import compare, decide, mcnemar_exact, paired_bootstrap_interval
-from phonegrade.training import TrainConfig
+from phonegrade.train_config import TrainConfig
 
 from .hub_server import HubServer
 

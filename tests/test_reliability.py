@@ -305,7 +305,8 @@ def test_hostile_comment_and_file_name_store_only_clean_content_under_generated_
 
 
 def test_every_event_shares_one_bounded_queue(trained_side_model, trained_scratch_model, tmp_path):
-    from phonegrade.demo import Grader, build_demo, load_model
+    from phonegrade.demo import build_demo
+    from phonegrade.grading import Grader, load_model
 
     grader = Grader(load_model(str(trained_side_model)), load_model(str(trained_scratch_model)),
                     CorrectionStore(tmp_path))

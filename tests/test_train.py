@@ -256,15 +256,16 @@ def test_timm_archs_train_and_record_their_preprocessing(arch, side_data, tmp_pa
 
 def test_a_recipe_file_supplies_options_and_the_command_line_overrides_them(tmp_path, capsys):
     from phonegrade.cli import build_parser
+    from phonegrade.commands import apply_recipe
     from phonegrade.errors import ConfigError
-    from phonegrade.training import TrainConfig, apply_recipe
+    from phonegrade.train_config import TrainConfig
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("task: scratch\narch: wearnet\nepochs: 3\nimage-size: 64\nextra_train: [renders=front]\n")
     argv = ["train", "--config", str(recipe), "--data", "d", "--output-dir", "o", "--epochs", "5"]
     parser = build_parser()
     apply_recipe(parser, argv)
-    config = TrainConfig.from_namespace(parser.parse_args(argv))
+    config = TrainConfig.from_options(vars(parser.parse_args(argv)))
     assert (config.task, config.arch, config.image_size, config.extra_train) == ("scratch", "wearnet", 64,
                                                                                  ["renders=front"])
     assert config.epochs == 5  # the command line wins
@@ -285,7 +286,7 @@ def test_a_recipe_file_supplies_options_and_the_command_line_overrides_them(tmp_
 
 @pytest.mark.parametrize("name", ["side-default", "scratch-default"])
 def test_the_default_models_recipes_are_installed_and_found_by_name(name):
-    from phonegrade.training import TrainConfig, load_recipe
+    from phonegrade.train_config import TrainConfig, load_recipe
 
     recipe = load_recipe(name)
     config = TrainConfig(data="d", output_dir="o", **recipe)
@@ -295,7 +296,8 @@ def test_the_default_models_recipes_are_installed_and_found_by_name(name):
 def test_loader_workers_default_to_none_on_the_cpu_and_follow_workers_when_given():
     import os
 
-    from phonegrade.training import TrainConfig, loader_workers
+    from phonegrade.train_config import TrainConfig
+    from phonegrade.training import loader_workers
 
     assert loader_workers(TrainConfig(task="side", data="d", output_dir="o"), torch.device("cpu")) == 0
     assert loader_workers(TrainConfig(task="side", data="d", output_dir="o"), torch.device("cuda")) == min(

@@ -16,7 +16,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cards import write_model_card
 from ..classifier import PhoneGradeClassifier
 from ..config import ModelConfig
 from ..crossvalidation import card_numbers, combine_crossval, format_summary, write_rows
@@ -24,7 +23,8 @@ from ..data import model_validation_split
 from ..errors import ConfigError
 from ..hub import display_name
 from ..inference import evaluate_samples
-from ..metrics import compute_metrics, format_report, write_metrics
+from ..metrics import compute_metrics, format_report
+from ..model_folder import write_model_folder
 from . import HelpFormatter
 
 
@@ -90,8 +90,6 @@ def run(args: argparse.Namespace) -> int:
     metrics = compute_metrics(y_true, y_pred, model.labels, model.task, model.arch)
     print(format_report(metrics))
     model.config.metrics = {key: metrics[key] for key in ("accuracy", "macro_f1", "n_val")}
-    model.save_pretrained(out)
-    write_metrics(metrics, out)
-    write_model_card(out, model.config, metrics)
+    write_model_folder(out, model, metrics)
     print(f"\nensemble of {len(members)} models: {out}")
     return 0

@@ -32,7 +32,7 @@ from ..promotion import (
     score_model,
     write_report,
 )
-from ..training import TrainConfig
+from ..train_config import TrainConfig
 from . import HelpFormatter
 
 

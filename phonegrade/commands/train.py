@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..training import TrainConfig, add_training_arguments, train
-from . import HelpFormatter
+from ..train_config import TrainConfig
+from ..training import train
+from . import HelpFormatter, add_training_arguments
 
 
 def register(subparsers) -> None:
@@ -25,5 +26,5 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    train(TrainConfig.from_namespace(args))
+    train(TrainConfig.from_options(vars(args)))
     return 0
