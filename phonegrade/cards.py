@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .config import ModelConfig
 from .hub import CARD_NAME
+from .labels import SCRATCH_LABELS, SIDE_LABELS
 
 
 def render_card(template_name: str, card_data, **values) -> str:
@@ -114,3 +115,21 @@ def add_promotion_to_card(folder: str | os.PathLike, promotion: dict) -> Path:
     card = folder / CARD_NAME
     base_model = ModelCard.load(card).data.base_model if card.is_file() else None
     return write_model_card(folder, config, metrics, base_model=base_model, promotion=promotion)
+
+
+def write_dataset_card(root: Path, fields: tuple[str, ...], licence: str, repo_id: str | None = None,
+                       counts: dict | None = None, configs: list[dict] | None = None) -> Path:
+    """README.md of a corrections folder or dataset repo: what a record holds (`fields`), the licence contributed
+    photos come under, the counts per task and label (`corrections.summarize`) and the `datasets` configs."""
+    from huggingface_hub import DatasetCardData
+
+    card_data = DatasetCardData(license="cc-by-4.0", task_categories=["image-classification"],
+                                tags=["phonegrade", "corrections", "human-feedback"],
+                                pretty_name="phonegrade corrections", **({"configs": configs} if configs else {}))
+    text = render_card("dataset_card.md", card_data, repo_id=repo_id, counts=counts or {},
+                       side_labels=SIDE_LABELS, scratch_labels=SCRATCH_LABELS, fields=fields, licence=licence)
+    path = root / "README.md"
+    partial = path.with_name(".README.md.tmp")  # replaced in one step: a full disk never leaves a cut card
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+    return path
