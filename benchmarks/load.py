@@ -11,6 +11,9 @@ Each client is a separate `gradio_client.Client` (its set-up is not timed); the 
 renders. Afterwards every acknowledged flag must be stored exactly once in the corrections folder.
 Prints latency percentiles per endpoint and the error count, then one JSON line last. Exit status 1 on any
 error, a flag not stored exactly once, or running past --timeout. --output also writes the JSON to a file.
+--baseline REF loads app.py of an earlier git revision first (checked out in a temporary worktree, the same
+models, photos and clients) and then this checkout's, and reports both and their ratio: a before/after
+comparison from one run on one machine.
 """
 
 from __future__ import annotations
@@ -56,14 +59,20 @@ def tiny_models(work: Path) -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def start_app(side: str, scratch: str, work: Path, concurrency: int) -> tuple[subprocess.Popen, str, Path]:
+def start_app(side: str, scratch: str, work: Path, app_options: list[str],
+              code: Path = ROOT) -> tuple[subprocess.Popen, str, Path]:
+    """app.py of `code` (this checkout, or a baseline's) on a free loopback port, with its own corrections and
+    upload folders and no flag limit (every client here shares one address)."""
+    work.mkdir(parents=True, exist_ok=True)
     corrections, port = work / "corrections", free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "no_proxy": "127.0.0.1,localhost"}
+    # PYTHONPATH: the phonegrade of `code`, ahead of any installed one.
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "no_proxy": "127.0.0.1,localhost",
+           "PYTHONPATH": str(code)}
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--side-model", side, "--scratch-model", scratch, "--corrections-dir",
-         str(corrections), "--upload-dir", str(work / "uploads"), "--port", str(port), "--concurrency",
-         str(concurrency), "--flag-limit", "0"],
-        cwd=ROOT, env=env, stdout=open(work / "app.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
+        [sys.executable, str(code / "app.py"), "--side-model", side, "--scratch-model", scratch, "--corrections-dir",
+         str(corrections), "--upload-dir", str(work / "uploads"), "--port", str(port), "--flag-limit", "0",
+         *app_options],
+        cwd=code, env=env, stdout=open(work / "app.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -109,9 +118,56 @@ def percentiles(seconds: list[float]) -> dict:
             "p99_ms": round(float(np.percentile(ms, 99)), 1), "max_ms": round(float(ms.max()), 1)}
 
 
+def load(url: str, corrections: Path | None, photos: list, args: argparse.Namespace, deadline: float,
+         whole_store: bool) -> dict:
+    """Run the clients against one app; its summary. `whole_store`: the app's corrections folder is its own, so
+    that every new record must be one of the acknowledged flags."""
+    from phonegrade.corrections import CorrectionStore
+
+    before = {r["record_id"] for r in CorrectionStore(corrections).records()} if corrections else set()
+    load_start = time.time()
+    with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
+        futures = [pool.submit(run_client, url, photos, i, args.requests, args.flag_every, deadline)
+                   for i in range(args.clients)]
+        results = [r for f in futures for r in f.result(timeout=max(1.0, deadline - time.time()))]
+    load_s = time.time() - load_start
+    errors = [r["error"] for r in results if r["error"]]
+    acknowledged = [r["record_id"] for r in results if r["record_id"]]
+    stored_once = None
+    if corrections:
+        counts = Counter(r["record_id"] for r in CorrectionStore(corrections).records())
+        new = set(counts) - before
+        stored_once = all(counts[i] == 1 for i in acknowledged) and len(set(acknowledged)) == len(acknowledged) \
+            and (not whole_store or new == set(acknowledged))
+    summary = {
+        "requests": len(results),
+        "predict": percentiles([r["seconds"] for r in results if r["kind"] == "predict"]),
+        "flag": percentiles([r["seconds"] for r in results if r["kind"] == "flag"]),
+        "all": percentiles([r["seconds"] for r in results]),
+        "errors": len(errors), "first_error": errors[0] if errors else None,
+        "flags_acknowledged": len(acknowledged), "flags_stored_once": stored_once,
+        "load_s": round(load_s, 1), "requests_per_s": round(len(results) / load_s, 1),
+    }
+    for kind in ("predict", "flag", "all"):
+        figures = summary[kind]
+        if figures["n"]:
+            print(f"  {kind:<8} n={figures['n']:<4} p50 {figures['p50_ms']:>7.1f} ms   "
+                  f"p99 {figures['p99_ms']:>7.1f} ms   max {figures['max_ms']:>7.1f} ms")
+    print(f"  errors {len(errors)}" + (f" (first: {errors[0]})" if errors else "")
+          + f"; {len(acknowledged)} flags acknowledged, stored exactly once: {stored_once}; "
+          f"{summary['requests_per_s']} requests/s", flush=True)
+    return summary
+
+
+def baseline_checkout(ref: str, folder: Path) -> Path:
+    """This repository's code at git `ref`, checked out (a detached worktree) in `folder`."""
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(folder), ref], check=True,
+                   capture_output=True, timeout=120)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     from phonegrade import DEFAULT_MODELS
-    from phonegrade.corrections import CorrectionStore
     from phonegrade.synth import write_synthetic_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -120,12 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flag-every", type=int, default=5, help="every Nth request is a /flag, the rest /predict")
     parser.add_argument("--side-model", help="default: the embedded default model if built, else a tiny one")
     parser.add_argument("--scratch-model")
-    parser.add_argument("--concurrency", type=int, default=4, help="the app's --concurrency")
+    parser.add_argument("--concurrency", type=int, help="the app's --concurrency (default: the app's own)")
     parser.add_argument("--url", help="load an app that is already running instead of starting one")
     parser.add_argument("--corrections-dir", help="with --url: its corrections folder, to check the flags")
+    parser.add_argument("--baseline", metavar="GIT_REF",
+                        help="first load app.py of this git revision of the repository (same models, photos and "
+                             "clients), then this checkout's, and report both and their ratios")
     parser.add_argument("--timeout", type=float, default=900, help="seconds for the whole run")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
+    if args.url and args.baseline:
+        parser.error("--baseline starts both apps itself: not with --url")
     started = time.time()
     deadline = started + args.timeout
 
@@ -133,61 +194,53 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         write_synthetic_dataset("side", work / "photos", per_class=5, size=160, seed=7, progress=False)
         photos = [(p, p.parent.name) for p in sorted((work / "photos").glob("*/*/*.png"))]
-        process = None
         if args.url:
             url = args.url if args.url.endswith("/") else args.url + "/"
             corrections = Path(args.corrections_dir) if args.corrections_dir else None
+            print(f"{url}:")
+            runs = {"served": load(url, corrections, photos, args, deadline, whole_store=False)}
             models = "as served"
         else:
             side, scratch = args.side_model, args.scratch_model
             if not side or not scratch:
                 built = all((Path(DEFAULT_MODELS[t]) / "model.safetensors").is_file() for t in DEFAULT_MODELS)
                 side, scratch = (DEFAULT_MODELS["side"], DEFAULT_MODELS["scratch"]) if built else tiny_models(work)
-            models = {"side": side, "scratch": scratch}
-            process, url, corrections = start_app(side, scratch, work, args.concurrency)
-        before = {r["record_id"] for r in CorrectionStore(corrections).records()} if corrections else set()
-        try:
-            load_start = time.time()
-            with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
-                futures = [pool.submit(run_client, url, photos, i, args.requests, args.flag_every, deadline)
-                           for i in range(args.clients)]
-                results = [r for f in futures for r in f.result(timeout=max(1.0, deadline - time.time()))]
-            load_s = time.time() - load_start
-        finally:
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=30)
-
-        errors = [r["error"] for r in results if r["error"]]
-        acknowledged = [r["record_id"] for r in results if r["record_id"]]
-        stored_once = None
-        if corrections:
-            counts = Counter(r["record_id"] for r in CorrectionStore(corrections).records())
-            new = set(counts) - before
-            stored_once = all(counts[i] == 1 for i in acknowledged) and len(set(acknowledged)) == len(acknowledged) \
-                and (args.url is not None or new == set(acknowledged))
-        summary = {
-            "clients": args.clients, "requests_per_client": args.requests, "requests": len(results),
-            "concurrency": args.concurrency if not args.url else None, "models": models,
-            "predict": percentiles([r["seconds"] for r in results if r["kind"] == "predict"]),
-            "flag": percentiles([r["seconds"] for r in results if r["kind"] == "flag"]),
-            "all": percentiles([r["seconds"] for r in results]),
-            "errors": len(errors), "flags_acknowledged": len(acknowledged), "flags_stored_once": stored_once,
-            "load_s": round(load_s, 1), "requests_per_s": round(len(results) / load_s, 1),
-            "wall_s": round(time.time() - started, 1),
-        }
-    for kind in ("predict", "flag", "all"):
-        s = summary[kind]
-        if s["n"]:
-            print(f"{kind:<8} n={s['n']:<4} p50 {s['p50_ms']:>7.1f} ms   p99 {s['p99_ms']:>7.1f} ms   "
-                  f"max {s['max_ms']:>7.1f} ms")
-    print(f"errors {len(errors)}" + (f" (first: {errors[0]})" if errors else "")
-          + f"; {len(acknowledged)} flags acknowledged, stored exactly once: {stored_once}; "
-          f"{summary['requests_per_s']} requests/s")
+            models = {"side": str(Path(side).resolve()), "scratch": str(Path(scratch).resolve())}
+            codes = {"current": ROOT}
+            if args.baseline:
+                codes = {"baseline": baseline_checkout(args.baseline, work / "baseline-code"), **codes}
+            runs = {}
+            try:
+                for name, code in codes.items():
+                    options = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+                    process, url, corrections = start_app(models["side"], models["scratch"], work / name, options,
+                                                          code)
+                    print(f"{name} ({code}):")
+                    try:
+                        runs[name] = load(url, corrections, photos, args, deadline, whole_store=True)
+                    finally:
+                        process.terminate()
+                        process.wait(timeout=30)
+            finally:
+                if args.baseline:
+                    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                                    str(work / "baseline-code")], capture_output=True, timeout=120)
+    summary = {"clients": args.clients, "requests_per_client": args.requests, "flag_every": args.flag_every,
+               "concurrency": args.concurrency, "models": models, "baseline": args.baseline,
+               # One app: its figures at the top; with --baseline, each app's under its name.
+               **(runs if len(runs) > 1 else next(iter(runs.values()))),
+               "wall_s": round(time.time() - started, 1)}
+    if "baseline" in runs:
+        before, after = runs["baseline"], runs["current"]
+        summary["ratio"] = {"requests_per_s": round(after["requests_per_s"] / before["requests_per_s"], 2),
+                            "p99_all": round(after["all"]["p99_ms"] / before["all"]["p99_ms"], 2)}
+        print(f"current / baseline: ×{summary['ratio']['requests_per_s']} requests/s, "
+              f"×{summary['ratio']['p99_all']} p99")
     print(json.dumps(summary))
     if args.output:
         args.output.write_text(json.dumps(summary, indent=1) + "\n")
-    return 0 if not errors and stored_once is not False else 1
+    failed = any(r["errors"] or r["flags_stored_once"] is False for r in runs.values())
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

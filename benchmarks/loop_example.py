@@ -14,7 +14,6 @@ against the baseline on the same folds and a frozen held-out set. Tiny models: a
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import tempfile
@@ -32,28 +31,13 @@ COPIES = 3  # records per poisoned photo: the photo, then slightly varied copies
 CONFIDENT = 0.5
 
 
-def varied_copy(photo, seed: int):
-    """The photo resized by up to 10 %, brightened or darkened by up to 5 % and re-encoded as JPEG."""
-    import numpy as np
-    from PIL import ImageEnhance
-
-    from phonegrade.images import load_image
-
-    rng = np.random.default_rng(seed)
-    scale = rng.uniform(0.9, 1.1)
-    copy = photo.resize((round(photo.width * scale), round(photo.height * scale)))
-    copy = ImageEnhance.Brightness(copy).enhance(rng.uniform(0.95, 1.05))
-    buffer = io.BytesIO()
-    copy.save(buffer, "JPEG", quality=int(rng.integers(85, 96)))
-    return load_image(buffer.getvalue())
-
-
 def run_loop(work: Path, per_class: int = 30, pool_per_class: int = 20, holdout_per_class: int = 30,
              folds: int = 3, epochs: int = 12) -> dict:
     """Run the loop in `work`; returns what each step measured."""
     from phonegrade.classifier import PhoneGradeClassifier
     from phonegrade.cli import main
     from phonegrade.corrections import CorrectionStore, Prediction
+    from phonegrade.duplicates import varied_copy
     from phonegrade.images import load_image
     from phonegrade.synth import write_synthetic_dataset
     from phonegrade.triage import read_decisions

@@ -3,7 +3,9 @@ card machinery, YAML metadata included."""
 
 from __future__ import annotations
 
+import json
 import os
+from importlib.resources import files
 from pathlib import Path
 
 from .config import ModelConfig
@@ -14,8 +16,6 @@ from .labels import SCRATCH_LABELS, SIDE_LABELS
 def render_card(template_name: str, card_data, **values) -> str:
     """Fill a Jinja template of hub_cards/ (installed as package data) with huggingface_hub's card machinery
     (YAML header included)."""
-    from importlib.resources import files
-
     from huggingface_hub import ModelCard
 
     template = (files("phonegrade.hub_cards") / template_name).read_text(encoding="utf-8")
@@ -105,8 +105,6 @@ def write_model_card(folder: str | os.PathLike, config: ModelConfig, metrics: di
 
 def add_promotion_to_card(folder: str | os.PathLike, promotion: dict) -> Path:
     """Write a model folder's card again, with a promotion report (`phonegrade.promotion`) in it."""
-    import json
-
     from huggingface_hub import ModelCard
 
     folder = Path(folder)

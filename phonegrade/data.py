@@ -3,7 +3,9 @@ splits, and the split a trained model was validated on."""
 
 from __future__ import annotations
 
+import csv
 import functools
+import hashlib
 import os
 import warnings
 from collections import Counter
@@ -236,8 +238,6 @@ def _relative_key(key: str, folders: Sequence[str]) -> str:
 def samples_digest(samples: Sequence[Sample], source: str, folders: Sequence[str] = ()) -> str:
     """A fingerprint of which photos, with which labels, a list holds: keys relative to the data source (or to
     the folders of a combined set), so the same folders named by other paths give the same digest."""
-    import hashlib
-
     keys = [_relative_key(s.key, folders) if folders else s.key.removeprefix(str(source)) for s in samples]
     lines = sorted(f"{key}\t{s.label}" for key, s in zip(keys, samples, strict=True))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
@@ -283,8 +283,6 @@ def read_label_column(samples: Sequence[Sample], origins: Sequence[str], column:
                       required: bool = True) -> list[str]:
     """Each sample's value in `column` of its folder's labels.csv (e.g. `source_repo` or `kind`); a folder without
     a labels.csv (or, not `required`, without the column), and a photo it does not list, get the folder's name."""
-    import csv
-
     values: dict[str, str] = {}
     for folder in sorted(set(origins)):
         path = Path(folder) / LABELS_FILE

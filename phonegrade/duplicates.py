@@ -4,8 +4,12 @@ keeps a correction of a validation photo's copy out of training."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageEnhance
+
+from .images import load_image
 
 # Bits (of 64) in which two difference hashes may differ and still be one photo: re-encoding, resizing and small
 # changes of brightness or crop move a few; different photos differ in about half.
@@ -42,3 +46,15 @@ def near_duplicate_groups(hashes: list[int], max_bits: int = NEAR_DUPLICATE_BITS
 def near_duplicate_of_any(digest: int, others: list[int], max_bits: int = NEAR_DUPLICATE_BITS) -> bool:
     """Whether `digest` is within `max_bits` of one of `others`."""
     return any((digest ^ other).bit_count() <= max_bits for other in others)
+
+
+def varied_copy(photo: Image.Image, seed: int) -> Image.Image:
+    """A near-duplicate as a repeated upload makes one: the photo resized by up to 10 %, brightened or darkened by
+    up to 5 % and re-encoded as JPEG (to simulate repeated uploads in tests and benchmarks)."""
+    rng = np.random.default_rng(seed)
+    scale = rng.uniform(0.9, 1.1)
+    copy = photo.resize((round(photo.width * scale), round(photo.height * scale)))
+    copy = ImageEnhance.Brightness(copy).enhance(rng.uniform(0.95, 1.05))
+    buffer = io.BytesIO()
+    copy.save(buffer, "JPEG", quality=int(rng.integers(85, 96)))
+    return load_image(buffer.getvalue())

@@ -1,7 +1,6 @@
 """Triage of corrections: scored against the model, near-duplicates grouped, reviewed; only accepted ones train."""
 
 import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageEnhance
 
 from phonegrade import PhoneGradeClassifier
 from phonegrade.cli import main as cli_main
 from phonegrade.corrections import CorrectionStore, Prediction, content_hash, load_correction_rows
-from phonegrade.duplicates import NEAR_DUPLICATE_BITS, difference_hash, near_duplicate_groups
+from phonegrade.duplicates import NEAR_DUPLICATE_BITS, difference_hash, near_duplicate_groups, varied_copy
 from phonegrade.images import load_image
 from phonegrade.synth import write_synthetic_dataset
 from phonegrade.triage import (
@@ -37,21 +35,10 @@ def pool(tmp_path_factory) -> list[Path]:
     return sorted(out.glob("*/*/*.png"))
 
 
-def slightly_varied(photo: Image.Image, seed: int) -> Image.Image:
-    """A copy resized by up to 10 %, brightened or darkened by up to 5 % and re-encoded as JPEG."""
-    rng = np.random.default_rng(seed)
-    scale = rng.uniform(0.9, 1.1)
-    copy = photo.resize((round(photo.width * scale), round(photo.height * scale)))
-    copy = ImageEnhance.Brightness(copy).enhance(rng.uniform(0.95, 1.05))
-    buffer = io.BytesIO()
-    copy.save(buffer, "JPEG", quality=int(rng.integers(85, 96)))
-    return load_image(buffer.getvalue())
-
-
 def test_copies_of_a_photo_hash_alike_and_different_photos_do_not(pool):
     photos = [load_image(p) for p in pool]
     hashes = [difference_hash(p) for p in photos]
-    copies = [difference_hash(slightly_varied(p, seed)) for p in photos for seed in range(3)]
+    copies = [difference_hash(varied_copy(p, seed)) for p in photos for seed in range(3)]
     distances = [(hashes[i // 3] ^ c).bit_count() for i, c in enumerate(copies)]
     apart = [(a ^ b).bit_count() for i, a in enumerate(hashes) for b in hashes[i + 1:]]
     assert np.mean(distances) < 4 and np.percentile(distances, 90) <= NEAR_DUPLICATE_BITS
@@ -82,7 +69,7 @@ def test_corrections_that_agree_or_fix_unsure_predictions_are_accepted_and_confi
         pool, tmp_path):
     store = CorrectionStore(tmp_path).ensure()
     photos = {name: load_image(pool[i]) for name, i in (("agree", 0), ("unsure", 11), ("sure", 21), ("split", 25))}
-    copy_of_sure, copy_of_split = slightly_varied(photos["sure"], 1), slightly_varied(photos["split"], 2)
+    copy_of_sure, copy_of_split = varied_copy(photos["sure"], 1), varied_copy(photos["split"], 2)
     model = FixedModel({content_hash(photos["agree"]): _sure("front"),
                         content_hash(photos["unsure"]): _sure("front", 0.5),
                         content_hash(photos["sure"]): _sure("none"), content_hash(copy_of_sure): _sure("none", 0.6),
@@ -154,7 +141,7 @@ def test_review_accepts_and_rejects_queued_corrections_and_triage_keeps_a_review
     tops = [max(p, key=p.get) for p in model.predict(photos)]
     wrong = [next(label for label in model.labels if label != top) for top in tops]
     ids = [store.add(photo, SHOWN, label, consent=True) for photo, label in zip(photos, wrong, strict=True)]
-    copy_id = store.add(slightly_varied(photos[2], 7), SHOWN, wrong[2], consent=True)
+    copy_id = store.add(varied_copy(photos[2], 7), SHOWN, wrong[2], consent=True)
     assert cli_main(["corrections", "triage", "--source", str(tmp_path), "--model", str(trained_side_model),
                      "--confident", "0.3"]) == 0
     assert "0 accepted, 4 queued for review as 3 items" in capsys.readouterr().out
@@ -185,7 +172,7 @@ def test_review_accepts_and_rejects_queued_corrections_and_triage_keeps_a_review
 def test_a_reviewers_rejection_holds_for_every_copy_of_the_photo_and_its_group_keeps_its_id(pool, tmp_path):
     store = CorrectionStore(tmp_path).ensure()
     photo = load_image(pool[21])
-    copies = [slightly_varied(photo, seed) for seed in (11, 12, 13)]
+    copies = [varied_copy(photo, seed) for seed in (11, 12, 13)]
     model = FixedModel({content_hash(image): _sure("none") for image in [photo, *copies]})
 
     def run_triage():
@@ -251,7 +238,7 @@ def test_a_flood_of_contradicting_corrections_is_queued_and_cannot_flip_the_mode
     poison = {i: next(label for label in model.labels if label not in (_top(predicted[i]), truth[i])) for i in targets}
     for n in range(50):
         i = targets[n % 3]
-        store.add(photos[i] if n < 3 else slightly_varied(photos[i], n), SHOWN, poison[i], consent=True)
+        store.add(photos[i] if n < 3 else varied_copy(photos[i], n), SHOWN, poison[i], consent=True)
     triage_command = ["corrections", "triage", "--source", str(store.root), "--model", str(confident_model)]
     assert cli_main(triage_command) == 0
     assert "0 accepted, 50 queued for review as 3 items" in capsys.readouterr().out

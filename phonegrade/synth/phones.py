@@ -118,6 +118,13 @@ def _phone_back(rng, height):
     sprite.paste(_to_image(panel), (0, 0), panel_mask)
     draw = sprite.draw
 
+    _camera_island(rng, draw, w, h, base, edge)
+    _logo(rng, draw, w, h, base, panel)
+    return sprite.image()
+
+
+def _camera_island(rng, draw, w, h, base, edge):
+    """A phone back's cameras and flash: on a square or round island, a pill, a bar, or straight on the casing."""
     lum = _luminance(base)
     ring = _gray(_uniform(rng, 140, 215)) if rng.random() < 0.6 else _gray(45)
     flash_color = (240, 232, 195)
@@ -165,6 +172,10 @@ def _phone_back(rng, height):
             _lens(draw, cx, margin + r + k * 2.3 * r, r, ring)
         _circle(draw, cx + 2 * r, margin + r, 0.35 * r, fill=flash_color)
 
+
+def _logo(rng, draw, w, h, base, panel):
+    """A phone back's logo (and sometimes regulatory small print), in a shade that shows on the casing."""
+    lum = _luminance(base)
     logo = _shade(base, 0.75) if lum > 140 else _shade(base, 1.5) if lum > 40 else _gray(90)
     if rng.random() < 0.3:
         logo = (200, 200, 205)
@@ -188,6 +199,5 @@ def _phone_back(rng, height):
             _rounded_rect(draw, (x, ly - ls * 0.3, x + ls * 0.4, ly + ls * 0.3), ls * 0.1, fill=logo)
     if rng.random() < 0.5:  # regulatory small print near the bottom
         _text_lines(draw, rng, w * 0.3, h * 0.9, w * 0.4, 2, 0.025 * w, 0.012 * w, _mix(base, logo, 0.6))
-    return sprite.image()
 
 
