@@ -179,7 +179,8 @@ class PhoneGradeClassifier(nn.Module):
             return probabilities_or_raise(self, image_sources(images), batch_size, workers,
                                           channels_last=channels_last, fold_batchnorm=fold_batchnorm)
         finally:
-            self.train(was_training)
+            if self.training != was_training:  # train() walks every module: not on each photo's prediction
+                self.train(was_training)
 
     def predict(self, images, batch_size: int = 32, workers: int = 0, channels_last: bool = False,
                 fold_batchnorm: bool = False) -> list[dict[str, float]]:

@@ -61,6 +61,14 @@ def image_sources(images) -> list[ImageSource]:
     return sources
 
 
+def in_layout(network, memory_format: torch.memory_format):
+    """`network` with its weights in `memory_format` (converted in place, and only when they are not already)."""
+    if isinstance(network, torch.nn.Module) and getattr(network, "_phonegrade_layout", None) != memory_format:
+        network.to(memory_format=memory_format)
+        network._phonegrade_layout = memory_format
+    return network
+
+
 def iter_probabilities(classifier, sources: Sequence[ImageSource], batch_size: int = 32, workers: int = 0,
                        progress: bool | None = False, channels_last: bool = False, fold_batchnorm: bool = False
                        ) -> Iterator[tuple[torch.Tensor | None, str]]:
@@ -79,11 +87,11 @@ def iter_probabilities(classifier, sources: Sequence[ImageSource], batch_size: i
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers,
                                          pin_memory=classifier.device.type == "cuda")
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    if isinstance(classifier, torch.nn.Module):
-        classifier.to(memory_format=memory_format)
-    classifier.eval()
+    if getattr(classifier, "training", True):
+        classifier.eval()  # walks every module: only when needed, as a single photo's prediction is a few ms
+    in_layout(classifier, memory_format)
     foldable = fold_batchnorm and hasattr(classifier, "folded_net")
-    network = classifier.folded_net().to(memory_format=memory_format) if foldable else classifier
+    network = in_layout(classifier.folded_net(), memory_format) if foldable else classifier
     with tqdm(total=len(dataset), desc="predict", unit="img", leave=False,
               disable=None if progress is None else not progress) as bar:
         for pixels, errors in loader:

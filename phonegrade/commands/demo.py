@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 from .. import DEFAULT_MODELS, EXAMPLES_DIR
 from ..confidence import DEFAULT_ASK_MARGIN
 from ..corrections import CorrectionStore, HubPusher, bound_hub_requests
@@ -99,6 +101,11 @@ def add_options(parser: argparse.ArgumentParser, corrections_dir: str) -> None:
     parser.add_argument("--concurrency", type=int,
                         default=int(env("PHONEGRADE_CONCURRENCY", str(DEFAULT_CONCURRENCY))),
                         help="requests processed at once (the rest wait in Gradio's queue)")
+    parser.add_argument("--torch-threads", type=int,
+                        default=int(env("PHONEGRADE_TORCH_THREADS", "0")) or None,
+                        help="threads each prediction may use (default: CPU cores / --concurrency, at least 1: "
+                             "requests running at once then share the cores instead of fighting over them; "
+                             "docs/performance.md) [PHONEGRADE_TORCH_THREADS]")
     parser.add_argument("--upload-dir",
                         default=env("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "phonegrade-uploads")),
                         help="Gradio's cache of uploaded files [GRADIO_TEMP_DIR]")
@@ -122,6 +129,7 @@ def add_options(parser: argparse.ArgumentParser, corrections_dir: str) -> None:
 def serve(args: argparse.Namespace, prog: str) -> int:
     """Load the models and serve the page until interrupted; `prog` names the command in error messages."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.torch_threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency)))
     os.environ["GRADIO_TEMP_DIR"] = args.upload_dir  # read by Gradio when the page is built and served
     os.environ["GRADIO_ANALYTICS_ENABLED"] = str(args.analytics)  # read by Gradio's version check and telemetry
     try:
