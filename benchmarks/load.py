@@ -3,12 +3,15 @@
     python benchmarks/load.py                                  # 20 clients × 25 requests, 1 in 5 a flag
     python benchmarks/load.py --side-model runs/side --scratch-model runs/scratch --clients 50
     python benchmarks/load.py --url http://127.0.0.1:7860/ --corrections-dir data/corrections   # a running app
+    python benchmarks/load.py --baseline e46dfa6 --output benchmarks/results/load.json   # before / after
 
 Unless --url is given it starts `python app.py` on a free loopback port with its own corrections and upload
 folders and no flag limit (every client here shares one address), on the embedded default models if they are
 built (`make demo`), else on tiny models it trains first.
-Each client is a separate `gradio_client.Client` (its set-up is not timed); the photos are `phonegrade synth`
-renders. Afterwards every acknowledged flag must be stored exactly once in the corrections folder.
+Each client is a thread sending its requests one after another over Gradio's HTTP API (upload, call, read the
+event stream), or with --client gradio a separate `gradio_client.Client` (its set-up is not timed); the photos
+are 160 px `phonegrade synth` renders. Afterwards every acknowledged flag must be stored exactly once in the
+corrections folder.
 Prints latency percentiles per endpoint and the error count, then one JSON line last. Exit status 1 on any
 error, a flag not stored exactly once, or running past --timeout. --output also writes the JSON to a file.
 --baseline REF loads app.py of an earlier git revision first (checked out in a temporary worktree, the same
@@ -218,9 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--side-model", help="default: the embedded default model if built, else a tiny one")
     parser.add_argument("--scratch-model")
     parser.add_argument("--concurrency", type=int, help="the app's --concurrency (default: the app's own)")
-    parser.add_argument("--client", choices=("gradio", "http"), default="gradio",
-                        help="gradio: each client a gradio_client.Client (heavy: on a small machine it takes CPU from "
-                             "the app); http: Gradio's plain HTTP API, as curl uses it")
+    parser.add_argument("--client", choices=("http", "gradio"), default="http",
+                        help="http: Gradio's plain HTTP API, as curl uses it; gradio: each client a "
+                             "gradio_client.Client (on a small machine its polling takes as much CPU as the app)")
     parser.add_argument("--url", help="load an app that is already running instead of starting one")
     parser.add_argument("--corrections-dir", help="with --url: its corrections folder, to check the flags")
     parser.add_argument("--baseline", metavar="GIT_REF",
