@@ -247,3 +247,19 @@ def test_lite_archs_carry_their_imagenet_preprocessing():
     lite2 = default_preprocessing("efficientnet_lite2")
     assert (lite2.image_size, lite2.interpolation, lite2.mean, lite2.std) == (260, "bicubic", (0.5,) * 3, (0.5,) * 3)
     assert default_preprocessing("mobilenet_v2").mean == (0.485, 0.456, 0.406)
+
+
+def test_an_arch_name_is_parsed_once_into_its_backbone_family_and_side_trunk():
+    from phonegrade.errors import ConfigError
+    from phonegrade.models import parse_arch
+
+    names = ("wearnet+resnet50", "wearnet", "efficientnet_lite2", "timm:convnext_tiny")
+    assert [(s.backbone, s.family, s.wearnet_side) for s in map(parse_arch, names)] == [
+        ("resnet50", "torchvision", True), ("wearnet", "wearnet", False),
+        ("efficientnet_lite2", "efficientnet_lite", False), ("timm:convnext_tiny", "timm", False)]
+    assert parse_arch("efficientnet_lite2").timm_name == "tf_efficientnet_lite2"
+    assert parse_arch("resnet50").timm_name is None and not parse_arch("wearnet").has_pretrained
+    assert parse_arch("efficientnet_lite2").preprocessing().image_size == 260  # what its ImageNet weights were made for
+    assert all(parse_arch(name).name == name for name in ARCHS)
+    with pytest.raises(ConfigError, match="unknown arch 'vgg16'"):
+        parse_arch("vgg16")

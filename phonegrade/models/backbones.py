@@ -1,6 +1,6 @@
 """Pretrained backbones split into blocks (for block-wise freezing and feature caching): torchvision's ResNet50,
 MobileNetV2 and DenseNet121, timm's EfficientNet-Lite, and any convolutional timm model as `timm:<name>`; and the
-input each expects (`default_preprocessing`)."""
+input each expects (`registry.ArchSpec.preprocessing`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import torchvision
 from torch import nn
 
 from ..errors import ConfigError
-from ..transforms import INTERPOLATIONS, Preprocessing
 from .net import Trunk
 
 
@@ -106,14 +105,10 @@ class _ForwardFeatures(nn.Module):
         return self.model.forward_features(x)
 
 
-def _timm_name(arch: str) -> str:
-    return EFFICIENTNET_LITE[arch][0] if arch in EFFICIENTNET_LITE else arch.removeprefix(TIMM_PREFIX)
-
-
-def _create_timm(arch: str, pretrained: bool = False) -> nn.Module:
+def create_timm(name: str, pretrained: bool = False) -> nn.Module:
+    """timm model `name` without its classifier and pooling (a feature map out)."""
     import timm
 
-    name = _timm_name(arch)
     try:
         model = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="")
     except RuntimeError as err:
@@ -121,22 +116,6 @@ def _create_timm(arch: str, pretrained: bool = False) -> nn.Module:
             raise ConfigError(f"unknown timm model {name!r} (see timm.list_models())") from None
         raise
     if model.default_cfg.get("fixed_input_size"):
-        raise ConfigError(f"{arch}: {name} needs a fixed input size (a vision transformer?); phonegrade's head "
+        raise ConfigError(f"{name} needs a fixed input size (a vision transformer?); phonegrade's head "
                          f"needs a convolutional feature map")
     return model
-
-
-def default_preprocessing(arch: str) -> Preprocessing:
-    """The input a backbone's ImageNet weights were made for (size, interpolation, mean and std); torchvision
-    backbones and WearNet take ImageNet's mean and std at 224 px. The whole photo is kept (crop_pct 1.0)."""
-    backbone = arch.split("+")[-1]
-    if backbone not in EFFICIENTNET_LITE and not backbone.startswith(TIMM_PREFIX):
-        return Preprocessing()
-    import timm
-
-    cfg = timm.get_pretrained_cfg(_timm_name(backbone))
-    if cfg is None:
-        return Preprocessing()
-    interpolation = cfg.interpolation if cfg.interpolation in INTERPOLATIONS else "bilinear"
-    return Preprocessing(image_size=cfg.input_size[-1], interpolation=interpolation, mean=tuple(cfg.mean),
-                         std=tuple(cfg.std))

