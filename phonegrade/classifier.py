@@ -20,10 +20,9 @@ from torch import nn
 from .config import ModelConfig
 from .errors import ConfigError, ModelLoadError
 from .hub import CONFIG_NAME, WEIGHTS_NAME, snapshot_folder
-from .images import load_image
 from .inference import image_sources, probabilities_or_raise
 from .models import MeanProbabilityEnsemble, count_parameters, create_model, fold_batchnorm
-from .transforms import decode_side, eval_transform
+from .transforms import eval_transform, load_photo
 
 _PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "pytorch_model.pt")
 
@@ -161,7 +160,7 @@ class PhoneGradeClassifier(nn.Module):
             if isinstance(image, torch.Tensor):
                 tensors.extend(image if image.dim() == 4 else [image])
             else:
-                tensors.append(self.transform(load_image(image, min_side=decode_side(self.image_size))))
+                tensors.append(self.transform(load_photo(image, self.image_size)))
         if not tensors:
             return torch.empty(0, 3, self.image_size, self.image_size)
         return torch.stack(tensors)

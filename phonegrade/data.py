@@ -22,7 +22,7 @@ from .errors import DataError, ImageLoadError
 from .hub import resolve_dataset_revision
 from .images import IMAGE_EXTENSIONS, load_image
 from .labels import canonical_label, labels_for_task
-from .transforms import decode_side, photo_tensor
+from .transforms import decode_side, load_photo, photo_tensor
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class PhotoDataset(torch.utils.data.Dataset):
     def __init__(self, samples: Sequence[Sample], transform: Callable, image_size: int | None = None):
         self.samples = list(samples)
         self.transform = transform
+        self.image_size = image_size
         self.min_side = decode_side(image_size) if image_size else None
         self.decoded: dict[int, torch.Tensor] = {}
 
@@ -62,7 +63,7 @@ class PhotoDataset(torch.utils.data.Dataset):
         sample = self.samples[index]
         image = self.decoded.get(index)
         if image is None:
-            image = load_image(sample.load(), min_side=self.min_side)
+            image = load_photo(sample.load(), self.image_size) if self.image_size else load_image(sample.load())
         return self.transform(image), sample.label
 
     def hold_in_memory(self, budget_mb: float, progress: Callable = lambda items, **_: items) -> int:
@@ -75,7 +76,7 @@ class PhotoDataset(torch.utils.data.Dataset):
         for index in progress(range(len(self.samples)), desc="decode photos"):
             if index in self.decoded:
                 continue
-            image = photo_tensor(load_image(self.samples[index].load(), min_side=self.min_side), self.min_side)
+            image = photo_tensor(load_photo(self.samples[index].load(), self.image_size), self.min_side)
             if image.numel() > budget:
                 break
             budget -= image.numel()

@@ -44,19 +44,14 @@ def _in_photo(cam: torch.Tensor, photo_size: tuple[int, int], out_size: tuple[in
               preprocessing: Preprocessing) -> np.ndarray:
     """The model-input map placed where the model's input came from in the photo, at `out_size` (width, height).
 
-    With crop_pct 1 the input is the whole photo squashed to a square; below 1 it is the centre square of the
-    photo resized to image_size / crop_pct on its short side, and the rest of the photo has no evidence (0)."""
+    Outside the input's box (`Preprocessing.input_box`: a centre crop, with crop_pct below 1) the photo has no
+    evidence (0)."""
     width, height = out_size
-    if preprocessing.crop_pct >= 1.0:
-        box = (0, 0, width, height)
-    else:
-        # The centre crop's side in photo pixels (the short side was resized to `resized`), then in output pixels.
-        resized = int(preprocessing.image_size / preprocessing.crop_pct)
-        side_in_photo = min(photo_size) * preprocessing.image_size / resized
-        side_w = round(side_in_photo * width / photo_size[0])
-        side_h = round(side_in_photo * height / photo_size[1])
-        left, top = (width - side_w) // 2, (height - side_h) // 2
-        box = (left, top, left + side_w, top + side_h)
+    left, top, right, bottom = preprocessing.input_box(photo_size)
+    scale_x, scale_y = width / photo_size[0], height / photo_size[1]
+    side_w, side_h = round((right - left) * scale_x), round((bottom - top) * scale_y)
+    box_left, box_top = (width - side_w) // 2, (height - side_h) // 2  # centred, as the crop is
+    box = (box_left, box_top, box_left + side_w, box_top + side_h)
     heat = np.zeros((height, width), dtype=np.float32)
     box_w, box_h = box[2] - box[0], box[3] - box[1]
     if box_w > 0 and box_h > 0:

@@ -16,8 +16,7 @@ from PIL import Image
 
 from .data import Sample, undecoded_image_loaders
 from .errors import ImageLoadError
-from .images import load_image
-from .transforms import decode_side
+from .transforms import load_photo
 
 # Anything `load_image` reads, an already preprocessed C×H×W tensor, or a function returning what `load_image` reads.
 ImageSource = str | os.PathLike | bytes | Image.Image | torch.Tensor | Callable[[], str | bytes | Image.Image]
@@ -40,8 +39,7 @@ class InferenceImages(torch.utils.data.Dataset):
         if isinstance(source, torch.Tensor):
             return source, ""
         try:
-            return self.transform(load_image(source() if callable(source) else source,
-                                                 min_side=decode_side(self.image_size))), ""
+            return self.transform(load_photo(source() if callable(source) else source, self.image_size)), ""
         except ImageLoadError as err:
             return torch.zeros(3, self.image_size, self.image_size), str(err)
 

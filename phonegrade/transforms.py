@@ -11,6 +11,7 @@ from PIL import Image
 from torchvision.transforms import v2 as T
 
 from .errors import ConfigError
+from .images import load_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -20,6 +21,13 @@ def decode_side(image_size: int) -> int:
     """The smallest side a photo is decoded at for a model of `image_size` (`load_image(min_side=...)`): twice
     the input, so that crops and resizing still start from more pixels than they produce."""
     return 2 * image_size
+
+
+def load_photo(source, image_size: int, name: str | None = None) -> Image.Image:
+    """A photo as a model of `image_size` starts from: decoded upright and RGB (`load_image`), at reduced scale
+    where its size allows, its short side kept at least `decode_side(image_size)`. Training, prediction and the
+    demo all load photos so, then apply the model's transform."""
+    return load_image(source, name=name, min_side=decode_side(image_size))
 
 
 def shrink_large(image: Image.Image, min_side: int) -> Image.Image:
@@ -74,6 +82,21 @@ class Preprocessing:
         return cls(image_size=config["image_size"], interpolation=config.get("interpolation", "bilinear"),
                    crop_pct=float(config.get("crop_pct", 1.0)), mean=tuple(config.get("mean", IMAGENET_MEAN)),
                    std=tuple(config.get("std", IMAGENET_STD)))
+
+    def load(self, source, name: str | None = None) -> Image.Image:
+        """A photo as this model starts from (`load_photo`)."""
+        return load_photo(source, self.image_size, name)
+
+    def input_box(self, photo_size: tuple[int, int]) -> tuple[float, float, float, float]:
+        """Where the model's input comes from in a photo of `photo_size` (width, height), as (left, top, right,
+        bottom) in photo pixels: the whole photo with crop_pct 1 (squashed to a square), else the centre square
+        that remains once the short side is resized to image_size / crop_pct and the centre cropped."""
+        width, height = photo_size
+        if self.crop_pct >= 1.0:
+            return 0.0, 0.0, float(width), float(height)
+        side = min(photo_size) * self.image_size / int(self.image_size / self.crop_pct)
+        left, top = (width - side) / 2, (height - side) / 2
+        return left, top, left + side, top + side
 
     def to_config(self) -> dict:
         return {"image_size": self.image_size, "interpolation": self.interpolation, "crop_pct": self.crop_pct,

@@ -290,3 +290,18 @@ def test_mirror_padding_shrinks_the_photo_into_its_own_reflected_edges():
         assert torch.equal(padded[:, rows, right + 1], padded[:, rows, right - 1])
     with pytest.raises(ConfigError, match="between 0 and 1"):
         RandomMirrorPad(1.5)
+
+
+def test_one_preprocessing_loads_a_photo_and_says_where_the_model_input_lies_in_it():
+    from phonegrade.transforms import Preprocessing
+
+    big = Image.new("RGB", (4000, 3000), (90, 120, 150))
+    buffer = io.BytesIO()
+    big.save(buffer, "JPEG")
+    loaded = Preprocessing(image_size=224).load(buffer.getvalue())
+    assert min(loaded.size) >= 448 and loaded.size[0] < 4000  # decoded at reduced scale, never below 2× the input
+    assert Preprocessing(image_size=224).input_box((400, 300)) == (0, 0, 400, 300)  # the whole photo
+    # crop_pct 0.875: the short side resized to 256, the centre 224 kept: 300 × 224 / 256 photo pixels.
+    left, top, right, bottom = Preprocessing(image_size=224, crop_pct=0.875).input_box((400, 300))
+    assert (right - left, bottom - top) == pytest.approx((262.5, 262.5))
+    assert (left + right) / 2 == pytest.approx(200) and (top + bottom) / 2 == pytest.approx(150)
