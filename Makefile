@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint install browser default-models
+.PHONY: demo test lint install browser web-deps default-models
 
 $(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed data/models/side-default/model.safetensors data/models/scratch-default/model.safetensors
 	$(PY) app.py
 
-test: lint browser
+test: lint browser web-deps
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed
@@ -29,6 +29,18 @@ browser:
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium not found: the browser test needs Debian's chromium (skipped without it; .ci/run fails)"; fi; }
+
+# The in-browser page's test grades with onnxruntime-web from npm, the release `phonegrade web` pins
+# (phonegrade.web.ORT_VERSION), installed under build/ (not committed).
+ORT_WEB_VERSION := $(shell sed -n 's/^ORT_VERSION = "\(.*\)"/\1/p' phonegrade/web.py)
+ORT_WEB := build/ort-web/node_modules/onnxruntime-web/package.json
+web-deps:
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
+	  else echo "npm not found: the in-browser page's test needs it (skipped without it; .ci/run fails)"; fi; }
+	@if command -v npm >/dev/null && ! grep -qs '"version": "$(ORT_WEB_VERSION)"' $(ORT_WEB); then \
+	  npm install --prefix build/ort-web --no-save --no-audit --no-fund --loglevel=error \
+	    onnxruntime-web@$(ORT_WEB_VERSION); fi
 
 # The embedded default models (data/models/, committed) are made from real photos that are not in this repository:
 # SIDE_REAL and SCRATCH_REAL name their folders (several each, combined). Each rule cross-validates its recipe

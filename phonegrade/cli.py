@@ -18,11 +18,12 @@ from .commands import (
     promote,
     synth,
     train,
+    web,
 )
 from .errors import PhoneGradeError
 from .version import __version__
 
-COMMANDS = (synth, train, crossval, ensemble, evaluate, predict, export, corrections, promote, demo)
+COMMANDS = (synth, train, crossval, ensemble, evaluate, predict, export, corrections, promote, demo, web)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,19 @@ def serve_app(*args: str, env: dict[str, str] | None = None):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REQUIRE_BROWSER = "PHONEGRADE_REQUIRE_BROWSER"  # set by .ci/run
+
+
+@pytest.fixture(scope="session")  # session: checked before the session-scoped apps are started
+def chromium() -> str:
+    """Debian's chromium. Without it the browser tests are skipped, or fail where PHONEGRADE_REQUIRE_BROWSER=1 (CI):
+    a skip there would pass unnoticed."""
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    reason = "needs Debian's chromium (make test installs it when run as root)"
+    if os.environ.get(REQUIRE_BROWSER) == "1":
+        pytest.fail(f"{reason}; {REQUIRE_BROWSER}=1 says this test must run", pytrace=False)
+    pytest.skip(reason)

@@ -1063,8 +1063,9 @@ def patch_clients(url: str, hf_home: str | os.PathLike | None = None,
         _set_attrs(hf_api.api, {"endpoint": url}, saved)
         _set_attrs(hf_file_system.hffs, {"endpoint": url}, saved)
         _set_attrs(hf_file_system.hffs._api, {"endpoint": url}, saved)
-        origin = _http._url_origin(url)
-        _set_attrs(_http, {"_HUB_ORIGINS": frozenset(_http._HUB_ORIGINS | {origin})}, saved)
+        if hasattr(_http, "_url_origin"):  # huggingface_hub 2.x sends tokens only to the origins it knows
+            origin = _http._url_origin(url)
+            _set_attrs(_http, {"_HUB_ORIGINS": frozenset(_http._HUB_ORIGINS | {origin})}, saved)
         try:
             import datasets.config as ds_config
         except ImportError:  # datasets not installed: nothing to patch

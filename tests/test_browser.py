@@ -1,8 +1,6 @@
 """The demo in a real browser: headless Debian chromium driven by Playwright."""
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,22 +10,8 @@ from phonegrade.corrections import CorrectionStore
 
 from .conftest import ROOT, serve_app
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-REQUIRE_BROWSER = "PHONEGRADE_REQUIRE_BROWSER"  # set by .ci/run
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(scope="session")  # session: checked before the session-scoped app is started
-def chromium() -> str:
-    """Debian's chromium. Without it the browser test is skipped, or fails where PHONEGRADE_REQUIRE_BROWSER=1 (CI):
-    a skip there would pass unnoticed."""
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    reason = "needs Debian's chromium (make test installs it when run as root)"
-    if os.environ.get(REQUIRE_BROWSER) == "1":
-        pytest.fail(f"{reason}; {REQUIRE_BROWSER}=1 says this test must run", pytrace=False)
-    pytest.skip(reason)
 
 
 PHOTO = ROOT / "data" / "examples" / "synthetic-front-minor-scratches.png"  # the README screenshot's photo

@@ -27,6 +27,8 @@ INSTALLED_USE = textwrap.dedent("""
     assert "library_name: phonegrade" in Path("model/README.md").read_text()
     from phonegrade.train_config import load_recipe
     assert load_recipe("side-default")["arch"] == "efficientnet_lite2"  # the recipes are installed too
+    from importlib.resources import files
+    assert all((files("phonegrade.site") / name).is_file() for name in ("index.html", "grade.js", "preprocess.js"))
     side, scratch = load_model(DEFAULT_MODELS["side"]), load_model(DEFAULT_MODELS["scratch"])
     assert (side.classifier.task, scratch.classifier.task) == ("side", "scratch")
     store = CorrectionStore("corrections").ensure()  # writes the dataset card from the installed template

@@ -1,0 +1,108 @@
+// phonegrade in the browser: the Gradio page's two-stage grade on the visitor's device. The side model first; a
+// scratch grade only for a front; "does not look like a phone" for none. Nothing leaves the device unless the
+// visitor reports a wrong grade and ticks the consent box (and the site was built with a demo URL).
+import { decodePhoto, modelInput, shrinkLarge } from "./preprocess.js";
+
+const SIDE_WORDS = { front: "Front view", back: "Back view", none: "Not a phone" };
+const SCRATCH_WORDS = { major_scratch: "major scratches", minor_scratch: "minor scratches", no_scratch: "no scratches" };
+const $ = (id) => document.getElementById(id);
+const percent = (p) => `${Math.round(p * 100)} %`;
+const top = (probabilities) => Object.keys(probabilities).reduce((a, b) => (probabilities[a] >= probabilities[b] ? a : b));
+
+let site, sessions, lastPhoto = null;
+
+async function loadModels() {
+  site = await (await fetch("site.json")).json();
+  ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation, which a plain static host does not give
+  // An absolute URL: onnxruntime-web imports its WebAssembly loader from there, and a relative path would be
+  // taken for a package name.
+  if (site.ort_wasm_path) ort.env.wasm.wasmPaths = new URL(site.ort_wasm_path, location.href).href;
+  sessions = {};
+  for (const task of ["side", "scratch"]) {
+    sessions[task] = await ort.InferenceSession.create(site.models[task].file, { executionProviders: ["wasm"] });
+  }
+}
+
+async function probabilities(task, photo) {
+  const model = site.models[task], size = model.preprocessing.image_size;
+  const input = new ort.Tensor("float32", modelInput(photo[task], model.preprocessing), [1, 3, size, size]);
+  const output = await sessions[task].run({ [model.input]: input });
+  const logits = Array.from(output[model.output].data);
+  const peak = Math.max(...logits), exps = logits.map((v) => Math.exp(v - peak));
+  const total = exps.reduce((a, b) => a + b, 0);
+  return Object.fromEntries(model.labels.map((label, i) => [label, exps[i] / total]));
+}
+
+function unsure(task, probabilities) {
+  const [first, second] = Object.keys(probabilities).sort((a, b) => probabilities[b] - probabilities[a]);
+  if (probabilities[first] - probabilities[second] >= site.ask_margin) return "";
+  const words = task === "scratch" ? SCRATCH_WORDS : Object.fromEntries(
+    Object.entries(SIDE_WORDS).map(([k, v]) => [k, v.toLowerCase()]));
+  return `The ${task} model is unsure between ${words[first]} (${percent(probabilities[first])}) and ` +
+         `${words[second]} (${percent(probabilities[second])}).`;
+}
+
+function bars(element, probabilities) {
+  element.replaceChildren(...Object.entries(probabilities).sort((a, b) => b[1] - a[1]).map(([label, p]) => {
+    const row = document.createElement("div");
+    row.className = "bar";
+    row.innerHTML = `<span></span><meter min="0" max="1"></meter><span></span>`;
+    row.children[0].textContent = label;
+    row.children[1].value = p;
+    row.children[2].textContent = percent(p);
+    return row;
+  }));
+}
+
+async function grade(file) {
+  $("summary").textContent = "Grading…";
+  $("ask").textContent = "";
+  const decoded = await decodePhoto(file);
+  const isJpeg = file.type === "image/jpeg";
+  // Each model starts from the photo shrunk for its own input size, as load_photo does in Python.
+  const photo = { side: shrinkLarge(decoded, site.models.side.preprocessing.image_size, isJpeg),
+                  scratch: shrinkLarge(decoded, site.models.scratch.preprocessing.image_size, isJpeg) };
+  const side = await probabilities("side", photo);
+  const sideLabel = top(side);
+  const scratch = sideLabel === "front" ? await probabilities("scratch", photo) : null;
+  let sentence;
+  if (sideLabel === "none") sentence = `This does not look like a phone (${percent(side.none)})`;
+  else if (!scratch) sentence = `${SIDE_WORDS[sideLabel]}, ${percent(side[sideLabel])}`;
+  else sentence = `${SIDE_WORDS[sideLabel]} — ${SCRATCH_WORDS[top(scratch)]}, ${percent(scratch[top(scratch)])}`;
+  $("summary").textContent = sentence;
+  $("note").textContent = sideLabel === "none"
+    ? "Not graded: the photo does not look like a phone's front or back. If it shows a phone, please report it below."
+    : sideLabel === "back" ? "Scratches not graded: this looks like a phone's back, not its front." : "";
+  const reasons = [unsure("side", side), scratch ? unsure("scratch", scratch) : ""].filter(Boolean);
+  $("ask").textContent = reasons.length ? `Not sure about this one. ${reasons.join(" ")} Is the grade right?` : "";
+  bars($("side"), side);
+  bars($("scratch"), scratch || {});
+  lastPhoto = file;
+  $("report").hidden = !site.flag_url;
+  window.phonegradeResult = { side, scratch };  // for tests and pages embedding this one
+}
+
+async function report() {
+  if (!lastPhoto || !site.flag_url) return;
+  if (!$("consent").checked) {
+    $("flag-status").textContent = "Tick the box to send the photo and your correction.";
+    return;
+  }
+  // The Gradio demo's /flag, over its plain HTTP API: upload the photo, then call the endpoint.
+  const base = site.flag_url.replace(/\/?$/, "/");
+  const form = new FormData();
+  form.append("files", lastPhoto, lastPhoto.name || "photo.jpg");
+  const [path] = await (await fetch(base + "gradio_api/upload", { method: "POST", body: form })).json();
+  const file = { path, meta: { _type: "gradio.FileData" } };
+  const call = await fetch(base + "gradio_api/call/flag", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ data: [file, $("side-fix").value, $("scratch-fix").value, $("comment").value, true, false] }) });
+  $("flag-status").textContent = call.ok ? "Sent, thank you." : "The demo did not take the correction.";
+}
+
+$("photo").addEventListener("change", (event) => {
+  const file = event.target.files[0];
+  if (file) grade(file).catch((err) => { $("summary").textContent = `Cannot grade this photo: ${err.message}`; });
+});
+$("send").addEventListener("click", () => report().catch((err) => { $("flag-status").textContent = err.message; }));
+loadModels().then(() => { $("status").textContent = "Ready: choose or take a photo."; document.body.dataset.ready = "1"; },
+                  (err) => { $("status").textContent = `The models did not load: ${err.message}`; });
