@@ -292,9 +292,16 @@ def _delete_uploads(demo) -> None:
     delete_files_created_by_app(demo, age=None)
 
 
-def launch(demo, host: str, port: int, max_upload_bytes: int, pusher=None, delete_uploads: bool = True) -> None:
+def launch(demo, host: str, port: int, max_upload_bytes: int, pusher=None, delete_uploads: bool = True,
+           web_dir: str | None = None) -> None:
     """Serve `demo` until the process is interrupted or terminated; then stop `pusher` (a HubPusher: its last push)
-    and, with delete_uploads, delete the uploads Gradio holds."""
+    and, with delete_uploads, delete the uploads Gradio holds. `web_dir`: a site written by `phonegrade web`,
+    served as it is at /web/ beside the page."""
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    # Routes given to the app before Gradio adds its own are matched first: /web/ is the static site's.
+    routes = [Mount("/web", app=StaticFiles(directory=web_dir, html=True), name="web")] if web_dir else []
     # SIGTERM (docker stop, systemd) closes the app like Ctrl-C does: Gradio deletes the uploads it holds, and the
     # corrections pusher makes its last push (for at most corrections.FINAL_PUSH_BUDGET_S). The push starts at the
     # signal, so that it and Gradio's wait for its server to stop overlap instead of adding up.
@@ -310,7 +317,7 @@ def launch(demo, host: str, port: int, max_upload_bytes: int, pusher=None, delet
     try:
         # show_error=False: only gr.Error messages (clear, ours) reach the client, never other exceptions' text.
         demo.launch(server_name=host, server_port=port, max_file_size=max_upload_bytes, show_error=False,
-                    css=PAGE_CSS)
+                    css=PAGE_CSS, app_kwargs={"routes": routes})
     finally:
         # Gradio deletes the uploads it holds as its server's last act, which open client connections can delay
         # past this process's exit (launch returns after waiting 5 s): delete them here, as Gradio would.

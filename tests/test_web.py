@@ -17,7 +17,7 @@ from phonegrade import DEFAULT_MODELS, PhoneGradeClassifier
 from phonegrade.cli import main as cli_main
 from phonegrade.web import ORT_INTEGRITY, ORT_SCRIPT, ORT_VERSION
 
-from .conftest import REQUIRE_BROWSER, ROOT
+from .conftest import REQUIRE_BROWSER, ROOT, serve_app
 from .test_browser import BROWSER_ARGS
 
 # Where `make test` installs onnxruntime-web (npm install --prefix build/ort-web onnxruntime-web@VERSION).
@@ -36,9 +36,16 @@ def ort_web() -> Path:
     pytest.skip(reason)
 
 
-def test_the_site_without_a_local_onnxruntime_loads_the_pinned_release_with_its_integrity_hash(tmp_path):
-    assert cli_main(["web", "--out", str(tmp_path / "site"), "--ask-margin", "0.3"]) == 0
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def cdn_site(tmp_path_factory) -> Path:
+    """A site built without a local onnxruntime-web: it loads the pinned release from the CDN."""
+    site = tmp_path_factory.mktemp("cdn") / "site"
+    assert cli_main(["web", "--out", str(site), "--ask-margin", "0.3"]) == 0
+    return site
+
+
+def test_the_site_without_a_local_onnxruntime_loads_the_pinned_release_with_its_integrity_hash(cdn_site):
+    site = cdn_site
     assert {p.name for p in site.iterdir()} == {"index.html", "grade.js", "preprocess.js", "side.onnx",
                                                "scratch.onnx", "site.json"}
     page = (site / "index.html").read_text()
@@ -49,6 +56,17 @@ def test_the_site_without_a_local_onnxruntime_loads_the_pinned_release_with_its_
     assert config["models"]["side"]["labels"] == list(side.labels) and config["ask_margin"] == 0.3
     assert config["models"]["side"]["preprocessing"] == side.preprocessing.to_config()
     assert config["flag_url"] is None  # no demo named: the page offers no report and sends nothing
+
+
+def test_the_demo_serves_the_site_beside_its_page(cdn_site, tmp_path):
+    import urllib.request
+
+    with serve_app("--web", str(cdn_site), "--corrections-dir", str(tmp_path / "corrections")) as app:
+        page = urllib.request.urlopen(app["url"] + "web/", timeout=30).read().decode()
+        assert "<title>phonegrade</title>" in page and ORT_INTEGRITY in page
+        config = json.loads(urllib.request.urlopen(app["url"] + "web/site.json", timeout=30).read())
+        assert config["ask_margin"] == 0.3
+        assert "gradio" in urllib.request.urlopen(app["url"], timeout=30).read().decode().lower()  # the page too
 
 
 def test_a_folder_without_onnxruntime_web_is_refused_clearly(tmp_path, capsys):

@@ -122,6 +122,9 @@ def add_options(parser: argparse.ArgumentParser, corrections_dir: str) -> None:
                         help="a folder of photos to offer as examples instead of the bundled renders; a labels.csv "
                              "in it (columns file, side, scratch) lets the page say which ones the models grade "
                              "wrong [PHONEGRADE_EXAMPLES]")
+    parser.add_argument("--web", metavar="DIR", default=env("PHONEGRADE_WEB"),
+                        help="also serve a site written by `phonegrade web` (grading in the visitor's browser) at "
+                             "/web/ [PHONEGRADE_WEB]")
     parser.add_argument("--upload-ttl", type=int, default=int(env("PHONEGRADE_UPLOAD_TTL", "3600")),
                         help="seconds an uploaded file is kept in --upload-dir (0: never deleted)")
 
@@ -158,6 +161,9 @@ def serve(args: argparse.Namespace, prog: str) -> int:
     max_bytes = int(args.max_upload_mb * 1024 * 1024)
     grader = Grader(side, scratch, store, max_upload_bytes=max_bytes, ask_margin=args.ask_margin,
                     flag_limit=FlagLimit(args.flag_limit), behind_proxy=args.behind_proxy)
+    if args.web and not all((Path(args.web) / name).is_file() for name in ("index.html", "site.json")):
+        print(f"{prog}: error: --web {args.web}: not a site written by `phonegrade web`", file=sys.stderr)
+        return 2
     try:
         examples = read_examples(args.examples or EXAMPLES_DIR)
     except (OSError, ConfigError) as err:
@@ -166,5 +172,6 @@ def serve(args: argparse.Namespace, prog: str) -> int:
     demo = build_demo(grader, examples, concurrency=args.concurrency, upload_ttl_s=args.upload_ttl or None,
                       analytics=args.analytics,
                       examples_text=examples_note(grader, examples, renders=not args.examples))
-    launch(demo, args.host, args.port, max_bytes, pusher=pusher, delete_uploads=bool(args.upload_ttl))
+    launch(demo, args.host, args.port, max_bytes, pusher=pusher, delete_uploads=bool(args.upload_ttl),
+           web_dir=args.web)
     return 0
