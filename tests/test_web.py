@@ -151,3 +151,33 @@ def test_the_page_grades_photos_on_the_device_as_the_python_models_do(served_sit
             browser.close()
     assert max(differences) <= 0.05 and sum(differences) / len(differences) <= 0.01
     assert all(url.startswith(served_site) or url.startswith("data:") for url in requests)  # nothing leaves
+
+
+def test_a_correction_leaves_the_device_only_after_consent_to_the_demo_serving_the_site(ort_web, chromium, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    from phonegrade.corrections import CorrectionStore
+
+    site, corrections = tmp_path / "site", tmp_path / "corrections"
+    # "/": the demo that serves the site at /web/ receives its corrections (same origin).
+    assert cli_main(["web", "--out", str(site), "--ort-from", str(ort_web), "--flag-url", "/"]) == 0
+    photo = photos_to_grade(tmp_path)[0]
+    with serve_app("--web", str(site), "--corrections-dir", str(corrections)) as app, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(app["url"] + "web/")
+            page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+            page.set_input_files("#photo", str(photo))
+            page.wait_for_function("window.phonegradeResult !== undefined", timeout=60_000)
+            page.select_option("#side-fix", "none")
+            page.click("#send")  # consent not ticked: nothing is sent
+            expect(page.locator("#flag-status")).to_contain_text("Tick the box")
+            assert CorrectionStore(corrections).records() == []
+            page.check("#consent")
+            page.click("#send")
+            expect(page.locator("#flag-status")).to_contain_text("Sent, thank you", timeout=30_000)
+        finally:
+            browser.close()
+    (record,) = CorrectionStore(corrections).records()
+    assert record["corrected_side"] == "none" and record["photo_stored"] is True

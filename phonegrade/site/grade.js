@@ -88,15 +88,21 @@ async function report() {
     $("flag-status").textContent = "Tick the box to send the photo and your correction.";
     return;
   }
-  // The Gradio demo's /flag, over its plain HTTP API: upload the photo, then call the endpoint.
-  const base = site.flag_url.replace(/\/?$/, "/");
+  // The Gradio demo's /flag, over its plain HTTP API: upload the photo, call the endpoint, read its answer.
+  // A relative flag_url ("/" when the demo serves this site at /web/) is the page's own origin.
+  const base = new URL(site.flag_url.replace(/\/?$/, "/"), location.href);
   const form = new FormData();
   form.append("files", lastPhoto, lastPhoto.name || "photo.jpg");
-  const [path] = await (await fetch(base + "gradio_api/upload", { method: "POST", body: form })).json();
-  const file = { path, meta: { _type: "gradio.FileData" } };
-  const call = await fetch(base + "gradio_api/call/flag", { method: "POST", headers: { "Content-Type": "application/json" },
+  const upload = await fetch(new URL("gradio_api/upload", base), { method: "POST", body: form });
+  if (!upload.ok) throw new Error(`the demo refused the photo (${upload.status})`);
+  const file = { path: (await upload.json())[0], meta: { _type: "gradio.FileData" } };
+  const call = await fetch(new URL("gradio_api/call/flag", base), { method: "POST",
+    headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ data: [file, $("side-fix").value, $("scratch-fix").value, $("comment").value, true, false] }) });
-  $("flag-status").textContent = call.ok ? "Sent, thank you." : "The demo did not take the correction.";
+  if (!call.ok) throw new Error(`the demo refused the correction (${call.status})`);
+  const answer = await (await fetch(new URL(`gradio_api/call/flag/${(await call.json()).event_id}`, base))).text();
+  $("flag-status").textContent = /^event: complete/m.test(answer) ? "Sent, thank you."
+    : `The demo did not take the correction: ${answer.split("data: ").pop().trim()}`;
 }
 
 $("photo").addEventListener("change", (event) => {
