@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from . import quality
 from .classifier import PhoneGradeClassifier
 from .confidence import DEFAULT_ASK_MARGIN
 from .errors import ConfigError
@@ -62,7 +63,12 @@ def build_site(out: str | os.PathLike, side: PhoneGradeClassifier, scratch: Phon
         example = torch.zeros(2, 3, model.image_size, model.image_size)
         export_onnx(model, out / f"{task}.onnx", example)
     site = {"models": {"side": model_entry(side, "side.onnx"), "scratch": model_entry(scratch, "scratch.onnx")},
-            "ask_margin": ask_margin, "flag_url": flag_url, "ort_version": ORT_VERSION}
+            "ask_margin": ask_margin, "flag_url": flag_url, "ort_version": ORT_VERSION,
+            # The capture-quality checks' constants, so that the page warns exactly where the Gradio page does.
+            "quality": {"analysis_side": quality.ANALYSIS_SIDE, "blown_out_level": quality.BLOWN_OUT_LEVEL,
+                        "min_sharpness": quality.MIN_SHARPNESS, "max_glare": quality.MAX_GLARE,
+                        "max_darkness": quality.MAX_DARKNESS, "black_darkness": quality.BLACK_DARKNESS,
+                        "min_short_side": quality.MIN_SHORT_SIDE, "min_gradable_side": quality.MIN_GRADABLE_SIDE}}
     if ort_from is not None:
         dist = ort_dist(ort_from)
         (out / "ort").mkdir(exist_ok=True)

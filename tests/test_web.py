@@ -181,3 +181,40 @@ def test_a_correction_leaves_the_device_only_after_consent_to_the_demo_serving_t
             browser.close()
     (record,) = CorrectionStore(corrections).records()
     assert record["corrected_side"] == "none" and record["photo_stored"] is True
+
+
+def test_the_page_warns_about_capture_quality_where_the_python_check_does(served_site, chromium, tmp_path):
+    from PIL import Image, ImageEnhance, ImageFilter
+    from playwright.sync_api import sync_playwright
+
+    from phonegrade.images import load_image
+    from phonegrade.quality import measure_quality
+
+    photo = load_image(photos_to_grade(tmp_path)[0])
+    variants = {"as is": photo, "blurred": photo.filter(ImageFilter.GaussianBlur(6)),
+                "dark": ImageEnhance.Brightness(photo).enhance(0.15),
+                "small": photo.resize((120, round(120 * photo.height / photo.width))),
+                "black": Image.new("RGB", (400, 300), (3, 3, 3))}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(served_site)
+            page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+            for name, image in variants.items():
+                path = tmp_path / f"{name}.png"
+                image.save(path)
+                page.evaluate("window.phonegradeResult = undefined")
+                page.set_input_files("#photo", str(path))
+                page.wait_for_function("window.phonegradeResult !== undefined", timeout=60_000)
+                measured = page.evaluate("window.phonegradeQuality")
+                expected = measure_quality(path)
+                assert measured["warnings"] == list(expected.warnings), name
+                assert measured["gradable"] == (not expected.too_poor_to_grade), name
+                assert measured["darkness"] == pytest.approx(expected.darkness, abs=0.01), name
+                assert measured["glare"] == pytest.approx(expected.glare, abs=0.01), name
+                assert measured["sharpness"] == pytest.approx(expected.sharpness, rel=0.05, abs=0.5), name
+                if not measured["gradable"]:
+                    assert page.locator("#summary").inner_text() == "Cannot grade this photo"
+        finally:
+            browser.close()

@@ -1,7 +1,7 @@
 // phonegrade in the browser: the Gradio page's two-stage grade on the visitor's device. The side model first; a
 // scratch grade only for a front; "does not look like a phone" for none. Nothing leaves the device unless the
 // visitor reports a wrong grade and ticks the consent box (and the site was built with a demo URL).
-import { decodePhoto, modelInput, shrinkLarge } from "./preprocess.js";
+import { decodePhoto, measureQuality, modelInput, shrinkLarge } from "./preprocess.js";
 
 const SIDE_WORDS = { front: "Front view", back: "Back view", none: "Not a phone" };
 const SCRATCH_WORDS = { major_scratch: "major scratches", minor_scratch: "minor scratches", no_scratch: "no scratches" };
@@ -58,22 +58,29 @@ async function grade(file) {
   $("summary").textContent = "Grading…";
   $("ask").textContent = "";
   const decoded = await decodePhoto(file);
+  const quality = measureQuality(decoded, site.quality);
+  window.phonegradeQuality = quality;
+  $("quality").textContent = quality.warnings.length
+    ? `${quality.gradable ? "Retake hint" : "Too poor to grade"}: ${quality.warnings.join(" ")}` : "";
   const isJpeg = file.type === "image/jpeg";
   // Each model starts from the photo shrunk for its own input size, as load_photo does in Python.
   const photo = { side: shrinkLarge(decoded, site.models.side.preprocessing.image_size, isJpeg),
                   scratch: shrinkLarge(decoded, site.models.scratch.preprocessing.image_size, isJpeg) };
   const side = await probabilities("side", photo);
   const sideLabel = top(side);
-  const scratch = sideLabel === "front" ? await probabilities("scratch", photo) : null;
+  // As on the Gradio page: a photo too poor to grade gets the side model's probabilities and nothing else.
+  const scratch = sideLabel === "front" && quality.gradable ? await probabilities("scratch", photo) : null;
   let sentence;
-  if (sideLabel === "none") sentence = `This does not look like a phone (${percent(side.none)})`;
+  if (!quality.gradable) sentence = "Cannot grade this photo";
+  else if (sideLabel === "none") sentence = `This does not look like a phone (${percent(side.none)})`;
   else if (!scratch) sentence = `${SIDE_WORDS[sideLabel]}, ${percent(side[sideLabel])}`;
   else sentence = `${SIDE_WORDS[sideLabel]} — ${SCRATCH_WORDS[top(scratch)]}, ${percent(scratch[top(scratch)])}`;
   $("summary").textContent = sentence;
-  $("note").textContent = sideLabel === "none"
+  $("note").textContent = !quality.gradable ? "Not graded: the photo is too poor to grade." : sideLabel === "none"
     ? "Not graded: the photo does not look like a phone's front or back. If it shows a phone, please report it below."
     : sideLabel === "back" ? "Scratches not graded: this looks like a phone's back, not its front." : "";
-  const reasons = [unsure("side", side), scratch ? unsure("scratch", scratch) : ""].filter(Boolean);
+  const reasons = quality.gradable ? [unsure("side", side), scratch ? unsure("scratch", scratch) : ""].filter(Boolean)
+    : [];
   $("ask").textContent = reasons.length ? `Not sure about this one. ${reasons.join(" ")} Is the grade right?` : "";
   bars($("side"), side);
   bars($("scratch"), scratch || {});

@@ -116,3 +116,71 @@ export function modelInput(photo, pre) {
   }
   return pixels;
 }
+
+// phonegrade.quality.measure_quality, on the decoded photo: the same measures on the same analysis copy, and the
+// thresholds the Python code uses (site.json `quality`).
+export function measureQuality(photo, limits) {
+  const scale = limits.analysis_side / Math.max(photo.width, photo.height);
+  let small = photo;
+  if (scale < 1) {  // analysis_copy: Image.resize(BILINEAR), which averages when shrinking
+    const width = Math.max(1, Math.round(photo.width * scale)), height = Math.max(1, Math.round(photo.height * scale));
+    const wide = resamplePass(photo.rgb, photo.width, width, photo.height, photo.width, 1, FILTERS.bilinear, true);
+    small = { width, height, rgb: resamplePass(wide, photo.height, height, width, 1, width, FILTERS.bilinear, true) };
+  }
+  const { width, height, rgb } = small, n = width * height;
+  // Image.convert("L"): ITU-R 601-2 luma in PIL's fixed point.
+  const grey = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    grey[i] = (rgb[3 * i] * 19595 + rgb[3 * i + 1] * 38470 + rgb[3 * i + 2] * 7471 + 0x8000) >> 16;
+  }
+  let sharpness = 0;
+  if (Math.min(width, height) >= 3) {  // variance of the 4-neighbour Laplacian
+    let sum = 0, sumSquares = 0, count = 0;
+    for (let y = 1; y < height - 1; y++) {
+      for (let x = 1; x < width - 1; x++) {
+        const i = y * width + x;
+        const v = grey[i - 1] + grey[i + 1] + grey[i - width] + grey[i + width] - 4 * grey[i];
+        sum += v; sumSquares += v * v; count++;
+      }
+    }
+    sharpness = sumSquares / count - (sum / count) ** 2;
+  }
+  let blown = 0, middle = 0;  // glare: blown-out share of the central half across and down
+  const top = Math.floor(height / 4), left = Math.floor(width / 4);
+  for (let y = top; y < height - top; y++) {
+    for (let x = left; x < width - left; x++) {
+      const k = 3 * (y * width + x);
+      middle++;
+      if (Math.max(rgb[k], rgb[k + 1], rgb[k + 2]) >= limits.blown_out_level) blown++;
+    }
+  }
+  const glare = middle ? blown / middle : 0;
+  const sorted = Array.from(grey).sort((a, b) => a - b);  // numpy's percentile: linear between ranks
+  const rank = 0.99 * (n - 1), low = Math.floor(rank);
+  const p99 = sorted[low] + (sorted[Math.min(low + 1, n - 1)] - sorted[low]) * (rank - low);
+  const darkness = 1 - p99 / 255, shortSide = Math.min(photo.width, photo.height);
+  const size = `${photo.width}×${photo.height}`;
+  const reasons = [];
+  if (darkness > limits.black_darkness) {
+    reasons.push("The photo is almost entirely black: there is nothing to grade. Turn on a light and retake it.");
+  }
+  if (shortSide < limits.min_gradable_side) {
+    reasons.push(`The photo is only ${size} pixels, too small to grade: upload the original photo, at least ` +
+                 `${limits.min_short_side} pixels on its short side.`);
+  }
+  if (reasons.length) return { sharpness, glare, darkness, shortSide, warnings: reasons, gradable: false };
+  const warnings = [];
+  if (darkness > limits.max_darkness) warnings.push("The photo is too dark: add light or move somewhere brighter.");
+  else if (sharpness < limits.min_sharpness) {
+    warnings.push("The photo is blurry: hold the phone still and tap the screen to focus.");
+  }
+  if (glare > limits.max_glare) {
+    warnings.push("Much of the photo is washed out by glare or over-exposure: move out of direct light or tilt " +
+                  "the phone away from reflections.");
+  }
+  if (shortSide < limits.min_short_side) {
+    warnings.push(`The photo is small (${size} pixels): grades are less reliable; take it closer or upload the ` +
+                  "original photo.");
+  }
+  return { sharpness, glare, darkness, shortSide, warnings, gradable: true };
+}
