@@ -90,67 +90,74 @@ def start_app(side: str, scratch: str, work: Path, app_options: list[str],
     raise SystemExit(f"app.py did not come up in 180 s:\n{(work / 'app.log').read_text()}")
 
 
-def run_http_client(url: str, photos: list[tuple[Path, str]], index: int, requests: int, flag_every: int,
-                    deadline: float) -> list[dict]:
-    """One client's requests over Gradio's plain HTTP API (what `curl` does: upload the file, call the endpoint,
-    read its result from the event stream), in order: {"kind", "seconds", "error", "record_id"} each."""
+def http_sender(url: str, deadline: float):
+    """A client of Gradio's plain HTTP API (what `curl` does: upload the file, call the endpoint, read its result
+    from the event stream): `send(kind, data) -> result`, `data` the endpoint's inputs after the photo."""
     import httpx
 
     client = httpx.Client(base_url=url, timeout=max(1.0, deadline - time.time()))
-    results = []
-    for i in range(requests):
-        photo, label = photos[(index * requests + i) % len(photos)]
-        kind = "flag" if (index * requests + i) % flag_every == flag_every - 1 else "predict"
-        start = time.perf_counter()
-        result, error = None, ""
-        try:
-            upload = client.post("gradio_api/upload", files={"files": (photo.name, photo.read_bytes(), "image/png")})
-            upload.raise_for_status()
-            file = {"path": upload.json()[0], "meta": {"_type": "gradio.FileData"}}
-            data = [file, label, "", f"load test {index}/{i}", False, False] if kind == "flag" else [file]
-            call = client.post(f"gradio_api/call/{kind}", json={"data": data})
-            call.raise_for_status()
-            with client.stream("GET", f"gradio_api/call/{kind}/{call.json()['event_id']}") as stream:
-                event = ""
-                for line in stream.iter_lines():
-                    if line.startswith("event: "):
-                        event = line.removeprefix("event: ")
-                    elif line.startswith("data: ") and event in ("complete", "error"):
-                        if event == "error":
-                            raise RuntimeError(f"the app answered with an error: {line.removeprefix('data: ')}")
-                        result = json.loads(line.removeprefix("data: "))[0]
-                        break
-            if result is None:
-                raise RuntimeError("the event stream ended without a result")
-        except Exception as err:  # noqa: BLE001 - every failure counts as an error, whatever its type
-            error = f"{err.__class__.__name__}: {err}"
-        results.append({"kind": kind, "seconds": time.perf_counter() - start, "error": error,
-                        "record_id": result["record_id"] if kind == "flag" and result else None})
-    client.close()
-    return results
+
+    def send(kind: str, photo: Path, data: list):
+        upload = client.post("gradio_api/upload", files={"files": (photo.name, photo.read_bytes(), "image/png")})
+        upload.raise_for_status()
+        file = {"path": upload.json()[0], "meta": {"_type": "gradio.FileData"}}
+        call = client.post(f"gradio_api/call/{kind}", json={"data": [file, *data]})
+        call.raise_for_status()
+        with client.stream("GET", f"gradio_api/call/{kind}/{call.json()['event_id']}") as stream:
+            event = ""
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: ") and event in ("complete", "error"):
+                    if event == "error":
+                        raise RuntimeError(f"the app answered with an error: {line.removeprefix('data: ')}")
+                    return json.loads(line.removeprefix("data: "))[0]
+        raise RuntimeError("the event stream ended without a result")
+
+    return send
 
 
-def run_client(url: str, photos: list[tuple[Path, str]], index: int, requests: int, flag_every: int,
-               deadline: float) -> list[dict]:
-    """One gradio_client.Client's requests, in order: {"kind", "seconds", "error", "record_id"} each."""
+def gradio_sender(url: str, deadline: float):
+    """A gradio_client.Client (its set-up is not timed): `send(kind, photo, data) -> result`."""
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
+
+    def send(kind: str, photo: Path, data: list):
+        return client.submit(handle_file(str(photo)), *data, api_name=f"/{kind}").result(
+            timeout=max(1.0, deadline - time.time()))
+
+    return send
+
+
+SENDERS = {"http": http_sender, "gradio": gradio_sender}
+
+
+def run_client(client: str, url: str, photos: list[tuple[Path, str]], index: int, requests: int, flag_every: int,
+               deadline: float) -> list[dict]:
+    """One client's requests, in order (`client`: a key of SENDERS): {"kind", "seconds", "error", "record_id"}
+    each."""
+    send = SENDERS[client](url, deadline)
     results = []
     for i in range(requests):
         photo, label = photos[(index * requests + i) % len(photos)]
         kind = "flag" if (index * requests + i) % flag_every == flag_every - 1 else "predict"
-        args = (handle_file(str(photo)), label, "", f"load test {index}/{i}") if kind == "flag" \
-            else (handle_file(str(photo)),)
+        # /flag's inputs after the photo: corrected side, corrected scratch, comment, consent, asked.
+        data = [label, "", f"load test {index}/{i}", False, False] if kind == "flag" else []
         start = time.perf_counter()
         result, error = None, ""
         try:
-            result = client.submit(*args, api_name=f"/{kind}").result(timeout=max(1.0, deadline - time.time()))
+            result = send(kind, photo, data)
         except Exception as err:  # noqa: BLE001 - every failure counts as an error, whatever its type
             error = f"{err.__class__.__name__}: {err}"
         results.append({"kind": kind, "seconds": time.perf_counter() - start, "error": error,
                         "record_id": result["record_id"] if kind == "flag" and result else None})
     return results
+
+
+def shown(path: str) -> str:
+    """A model folder as the results file names it: relative to the checkout when inside it (no machine's paths)."""
+    return Path(path).relative_to(ROOT).as_posix() if Path(path).is_relative_to(ROOT) else path
 
 
 def percentiles(seconds: list[float]) -> dict:
@@ -169,9 +176,8 @@ def load(url: str, corrections: Path | None, photos: list, args: argparse.Namesp
 
     before = {r["record_id"] for r in CorrectionStore(corrections).records()} if corrections else set()
     load_start = time.time()
-    client = run_http_client if args.client == "http" else run_client
     with concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
-        futures = [pool.submit(client, url, photos, i, args.requests, args.flag_every, deadline)
+        futures = [pool.submit(run_client, args.client, url, photos, i, args.requests, args.flag_every, deadline)
                    for i in range(args.clients)]
         results = [r for f in futures for r in f.result(timeout=max(1.0, deadline - time.time()))]
     load_s = time.time() - load_start
@@ -221,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--side-model", help="default: the embedded default model if built, else a tiny one")
     parser.add_argument("--scratch-model")
     parser.add_argument("--concurrency", type=int, help="the app's --concurrency (default: the app's own)")
-    parser.add_argument("--client", choices=("http", "gradio"), default="http",
+    parser.add_argument("--client", choices=tuple(SENDERS), default="http",
                         help="http: Gradio's plain HTTP API, as curl uses it; gradio: each client a "
                              "gradio_client.Client (on a small machine its polling takes as much CPU as the app)")
     parser.add_argument("--url", help="load an app that is already running instead of starting one")
@@ -252,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             if not side or not scratch:
                 built = all((Path(DEFAULT_MODELS[t]) / "model.safetensors").is_file() for t in DEFAULT_MODELS)
                 side, scratch = (DEFAULT_MODELS["side"], DEFAULT_MODELS["scratch"]) if built else tiny_models(work)
+            # Resolved: the baseline's app runs in another folder. Recorded relative to the checkout where inside it.
             models = {"side": str(Path(side).resolve()), "scratch": str(Path(scratch).resolve())}
             codes = {"current": ROOT}
             if args.baseline:
@@ -274,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                                     str(work / "baseline-code")], capture_output=True, timeout=120)
     summary = {"clients": args.clients, "requests_per_client": args.requests, "flag_every": args.flag_every,
                "client": args.client,
-               "concurrency": args.concurrency, "models": models, "baseline": args.baseline,
+               "concurrency": args.concurrency, "baseline": args.baseline,
+               "models": models if isinstance(models, str) else {task: shown(path) for task, path in models.items()},
                # One app: its figures at the top; with --baseline, each app's under its name.
                **(runs if len(runs) > 1 else next(iter(runs.values()))),
                "wall_s": round(time.time() - started, 1)}
