@@ -97,14 +97,18 @@ function resamplePass(src, srcLength, dstLength, lines, stride, step, filter, ro
   return out;
 }
 
+// A separable antialiased resize: rows first, then columns (as PIL and torch do). `roundBetween`: round the
+// intermediate to uint8 (PIL's Image.resize does; torch's float resize of a uint8 photo does not).
+function resize(photo, width, height, filter, roundBetween) {
+  const wide = resamplePass(photo.rgb, photo.width, width, photo.height, photo.width, 1, filter, roundBetween);
+  return { width, height, rgb: resamplePass(wide, photo.height, height, width, 1, width, filter, true) };
+}
+
 // T.Resize((size, size), antialias=True) of the whole photo (crop_pct 1), then ToDtype(float, scale) and Normalize:
 // a 1 × 3 × size × size tensor in NCHW order.
 export function modelInput(photo, pre) {
   const size = pre.image_size, filter = FILTERS[pre.interpolation] || FILTERS.bilinear;
-  // Horizontal pass: each row of the photo to `size` columns (in float, as torch resizes a uint8 photo in float);
-  // then the vertical pass over those columns, rounded to uint8. Both results are row-major.
-  const wide = resamplePass(photo.rgb, photo.width, size, photo.height, photo.width, 1, filter, false);
-  const square = resamplePass(wide, photo.height, size, size, 1, size, filter, true);
+  const square = resize(photo, size, size, filter, false).rgb;  // row-major, uint8 values
   const pixels = new Float32Array(3 * size * size);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
@@ -123,9 +127,8 @@ export function measureQuality(photo, limits) {
   const scale = limits.analysis_side / Math.max(photo.width, photo.height);
   let small = photo;
   if (scale < 1) {  // analysis_copy: Image.resize(BILINEAR), which averages when shrinking
-    const width = Math.max(1, Math.round(photo.width * scale)), height = Math.max(1, Math.round(photo.height * scale));
-    const wide = resamplePass(photo.rgb, photo.width, width, photo.height, photo.width, 1, FILTERS.bilinear, true);
-    small = { width, height, rgb: resamplePass(wide, photo.height, height, width, 1, width, FILTERS.bilinear, true) };
+    small = resize(photo, Math.max(1, Math.round(photo.width * scale)), Math.max(1, Math.round(photo.height * scale)),
+                   FILTERS.bilinear, true);
   }
   const { width, height, rgb } = small, n = width * height;
   // Image.convert("L"): ITU-R 601-2 luma in PIL's fixed point.
