@@ -1,0 +1,228 @@
+"""Leave-one-source-out accuracy of frozen-trunk recipes, from features computed once.
+
+With every block frozen (`--trainable-blocks 0 --cache-features --no-augment`), a recipe is a trunk, an input size
+and how the head is trained on the trunk's pooled output. This computes that output once per (architecture, size,
+flip) with phonegrade's own loading, preprocessing and weights, then trains the shared head (models.net) with focal
+loss, AdamW and a cosine schedule as `phonegrade train` does, once per held-out source. A sweep that would take
+hours of `phonegrade crossval` runs takes minutes; the recipe it picks is then confirmed with `phonegrade crossval
+--group-by source_repo`, the yardstick docs/models.md reports.
+
+    python benchmarks/frozen_probe.py --task side --data ../shared/data/side-real-dev ../shared/data/side-real-extra \
+        --extra-train ../shared/data/scratch-real-dev=front --arch efficientnet_lite2 --sizes 260 320 \
+        --output benchmarks/results/side_probe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from phonegrade.data import extra_training_samples, load_all, read_label_column
+from phonegrade.labels import TASK_LABELS
+from phonegrade.losses import balanced_class_weights, focal_loss
+from phonegrade.models import create_model
+from phonegrade.models.net import classification_head
+from phonegrade.models.pretrained import imagenet_classifier
+from phonegrade.models.registry import default_preprocessing, parse_arch
+from phonegrade.transforms import eval_transform
+
+# The options that shape a recipe, recorded with its figures.
+RECIPE_OPTIONS = ("epochs", "lr", "weight_decay", "gamma", "class_weights", "heads", "flip_train", "flip_test",
+                  "prior_in_training", "extra_train", "seeds")
+
+
+def pooled_features(arch: str, size: int, samples, flip: bool, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled trunk output, log p(phone-like ImageNet class)) per photo, cached on disk by arch, size, flip and
+    the photos' keys."""
+    digest = hashlib.sha256("\n".join(s.key for s in samples).encode()).hexdigest()[:12]
+    path = cache / f"{arch}-{size}-{'flip' if flip else 'plain'}-{len(samples)}-{digest}.npz"
+    if path.exists():
+        cached = np.load(path)
+        return cached["features"], cached["phone"]
+    pre = dataclasses.replace(default_preprocessing(arch), image_size=size)
+    transform = eval_transform(pre)
+    net = create_model(arch, 3, weights="imagenet", trainable_blocks=0, phone_prior=0.5).eval()
+    features, phone = [], []
+    with torch.no_grad():
+        for sample in tqdm(samples, desc=f"{arch} {size}px{' flipped' if flip else ''}"):
+            x = transform(pre.load(sample.load()))[None]
+            if flip:
+                x = x.flip(-1)
+            fmap = net.frozen_features(x)
+            features.append(fmap.mean(dim=(2, 3))[0].numpy())
+            phone.append(float(net.prior.phone_log_probability(fmap)[0]))
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, features=np.stack(features), phone=np.array(phone))
+    return np.stack(features), np.array(phone)
+
+
+def source_features(arch: str, size: int, sources: list[list], flip: bool,
+                    cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """pooled_features of several sources' photos, each source cached on its own (runs with or without a source
+    reuse the others)."""
+    parts = [pooled_features(arch, size, samples, flip, cache) for samples in sources if samples]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def head_inputs(arch: str, features: np.ndarray, inputs: str) -> np.ndarray:
+    """What the head reads: the pooled trunk output, ImageNet's 1000 class log-probabilities computed from it (its
+    own classifier, frozen), or both side by side."""
+    if inputs == "pooled":
+        return features
+    weight, bias = imagenet_classifier(parse_arch(arch))
+    logits = torch.from_numpy(features).float() @ weight.T + bias
+    log_p = F.log_softmax(logits, dim=1).numpy()
+    return log_p if inputs == "imagenet" else np.concatenate([features, log_p], axis=1)
+
+
+def train_head(x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, lr: float, weight_decay: float,
+               gamma: float, seed: int, batch_size: int = 32, offset: torch.Tensor | None = None,
+               balanced: bool = True) -> torch.nn.Module:
+    """The shared head on pooled features, trained as `phonegrade train --cache-features` trains it; `offset`:
+    (photos, classes) added to the head's logits in training (the phone prior's boost, when it trains too)."""
+    torch.manual_seed(seed)
+    head = classification_head(x.shape[1], num_classes)
+    weights = balanced_class_weights(torch.bincount(y, minlength=num_classes).tolist()) if balanced else None
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    generator = torch.Generator().manual_seed(seed)
+    head.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(y), batch_size):
+            batch = order[start:start + batch_size]
+            if len(batch) < 2:  # BatchNorm needs two
+                continue
+            logits = head(x[batch, :, None, None])
+            if offset is not None:
+                logits = logits + offset[batch]
+            loss = focal_loss(logits, y[batch], gamma, weights)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+    return head.eval()
+
+
+def leave_one_out(features, flipped, phone, labels, groups, scored, args, prior: float | None,
+                  none_index: int, seed: int) -> np.ndarray:
+    """Predicted class per scored photo, each by a head that never saw a photo of its group."""
+    predictions = np.full(len(labels), -1)
+    x, y = torch.from_numpy(features).float(), torch.from_numpy(labels).long()
+    for group in sorted(set(groups[scored])):
+        train = groups != group
+        held = scored & (groups == group)
+        train_x, train_y = x[train], y[train]
+        offset = None
+        if prior is not None and args.prior_in_training:
+            offset = torch.zeros(len(train_y), 3)
+            offset[:, none_index] = F.relu(math.log(prior) - torch.from_numpy(phone[train]).float())
+        if flipped is not None and args.flip_train:
+            train_x = torch.cat([train_x, torch.from_numpy(flipped[train]).float()])
+            train_y = torch.cat([train_y, train_y])
+            offset = None if offset is None else torch.cat([offset, offset])
+        # --heads K: K heads from different seeds, their probabilities averaged (one trunk pass serves them all).
+        heads = [train_head(train_x, train_y, 3, args.epochs, args.lr, args.weight_decay, args.gamma,
+                            seed * args.heads + k, offset=offset, balanced=args.class_weights == "auto")
+                 for k in range(args.heads)]
+        views = [x[held]] + ([torch.from_numpy(flipped[held]).float()] if flipped is not None and args.flip_test
+                             else [])
+        with torch.no_grad():
+            log_p = torch.stack([F.log_softmax(head(view[:, :, None, None]), dim=1)
+                                 for head in heads for view in views]).logsumexp(0) - math.log(len(heads) * len(views))
+            if prior is not None:
+                boost = F.relu(math.log(prior) - torch.from_numpy(phone[held]).float())
+                log_p[:, none_index] += boost
+        predictions[held] = log_p.argmax(dim=1).numpy()
+    return predictions
+
+
+def figures(predictions, labels, groups, scored, names) -> dict:
+    """Accuracy, recall per class and accuracy per group over the scored photos; for scratch also damaged vs clean
+    and the share of clean photos graded damaged."""
+    p, y, g = predictions[scored], labels[scored], groups[scored]
+    out = {"accuracy": round(float((p == y).mean()), 4),
+           "recall": {n: round(float((p[y == i] == i).mean()), 4) for i, n in enumerate(names) if (y == i).any()},
+           "per_group": {group: round(float((p[g == group] == y[g == group]).mean()), 4) for group in sorted(set(g))}}
+    if "no_scratch" in names:
+        clean = names.index("no_scratch")
+        out["damaged_vs_clean"] = round(float(((p == clean) == (y == clean)).mean()), 4)
+        out["clean_graded_damaged"] = round(float((p[y == clean] != clean).mean()), 4)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=sorted(TASK_LABELS), required=True)
+    parser.add_argument("--data", nargs="+", required=True, help="the folders scored (grouped by --group-by)")
+    parser.add_argument("--extra-train", nargs="*", default=[], help="DIR=LABEL: trained on, never scored")
+    parser.add_argument("--group-by", default="source_repo")
+    parser.add_argument("--arch", nargs="+", default=["efficientnet_lite2"])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[260])
+    parser.add_argument("--priors", nargs="+", type=float, default=[0.0], help="phone prior thresholds; 0: none")
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--gamma", type=float, default=2.0)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--flip-train", action="store_true", help="train on flipped copies too")
+    parser.add_argument("--flip-test", action="store_true", help="average the photo's and its mirror's probabilities")
+    parser.add_argument("--heads", type=int, default=1, help="heads trained per fold, probabilities averaged")
+    parser.add_argument("--class-weights", choices=("auto", "none"), default="auto")
+    parser.add_argument("--prior-in-training", action="store_true",
+                        help="the phone prior's boost is part of the logits in training too, not only in prediction")
+    parser.add_argument("--inputs", nargs="+", choices=("pooled", "imagenet", "both"), default=["pooled"],
+                        help="what the head reads (head_inputs)")
+    parser.add_argument("--cache-dir", default="runs/probe-cache", help="where computed features are kept")
+    parser.add_argument("--output", help="append the results (one JSON line per recipe) to this file")
+    args = parser.parse_args(argv)
+
+    names = TASK_LABELS[args.task]
+    if any(args.priors) and "none" not in names:
+        parser.error("the phone prior raises `none`: side task only")
+    scored_splits, origins = load_all(args.data, args.task)
+    samples = list(scored_splits.train)
+    groups = read_label_column(samples, origins, args.group_by)
+    extras = [extra_training_samples(spec, args.task)[0] for spec in args.extra_train]
+    everything = samples + [s for found in extras for s in found]
+    by_folder = [[s for s, o in zip(samples, origins, strict=True) if o == folder] for folder in dict.fromkeys(origins)]
+    sources = by_folder + extras
+    if [s.key for part in sources for s in part] != [s.key for s in everything]:
+        raise RuntimeError("the photos of several folders are not listed folder by folder")
+    groups = np.array(groups + ["(extra training)"] * (len(everything) - len(samples)))
+    labels = np.array([s.label for s in everything])
+    scored = np.arange(len(everything)) < len(samples)
+    need_flip = args.flip_train or args.flip_test
+    cache = Path(args.cache_dir)
+    recipe = {"task": args.task, "data": [Path(d).name for d in args.data], "group_by": args.group_by,
+              **{key: getattr(args, key) for key in RECIPE_OPTIONS}}
+    for arch, size in itertools.product(args.arch, args.sizes):
+        features, phone = source_features(arch, size, sources, False, cache)
+        flipped = source_features(arch, size, sources, True, cache)[0] if need_flip else None
+        for inputs, prior in itertools.product(args.inputs, args.priors):
+            x = head_inputs(arch, features, inputs)
+            x_flipped = head_inputs(arch, flipped, inputs) if need_flip else None
+            runs = [figures(leave_one_out(x, x_flipped, phone, labels, groups, scored, args, prior or None,
+                                          names.index("none") if "none" in names else 0, seed),
+                            labels, groups, scored, names) for seed in args.seeds]
+            result = {"arch": arch, "size": size, "inputs": inputs, "prior": prior, **recipe,
+                      "accuracy": round(float(np.mean([r["accuracy"] for r in runs])), 4), "runs": runs}
+            print(json.dumps({k: v for k, v in result.items() if k != "runs"}
+                             | {k: v for k, v in runs[0].items() if k != "accuracy"}))
+            if args.output:
+                with open(args.output, "a") as f:
+                    f.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
