@@ -37,8 +37,8 @@ from phonegrade.models.registry import default_preprocessing, parse_arch
 from phonegrade.transforms import eval_transform
 
 # The options that shape a recipe, recorded with its figures.
-RECIPE_OPTIONS = ("epochs", "lr", "weight_decay", "gamma", "class_weights", "heads", "flip_train", "flip_test",
-                  "prior_in_training", "extra_train", "seeds")
+RECIPE_OPTIONS = ("phone_classes", "epochs", "lr", "weight_decay", "gamma", "class_weights", "heads", "flip_train",
+                  "flip_test", "prior_in_training", "extra_train", "seeds")
 
 
 def pooled_features(arch: str, size: int, samples, flip: bool, cache: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +83,14 @@ def head_inputs(arch: str, features: np.ndarray, inputs: str) -> np.ndarray:
     logits = torch.from_numpy(features).float() @ weight.T + bias
     log_p = F.log_softmax(logits, dim=1).numpy()
     return log_p if inputs == "imagenet" else np.concatenate([features, log_p], axis=1)
+
+
+def phone_log_probability(arch: str, features: np.ndarray, classes: list[int]) -> np.ndarray:
+    """log p(any of `classes`) under ImageNet's classifier, from the pooled features (as models.prior computes it
+    for its own PHONE_CLASSES)."""
+    weight, bias = imagenet_classifier(parse_arch(arch))
+    log_p = F.log_softmax(torch.from_numpy(features).float() @ weight.T + bias, dim=1)
+    return torch.logsumexp(log_p[:, classes], dim=1).numpy()
 
 
 def train_head(x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, lr: float, weight_decay: float,
@@ -177,6 +185,8 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--flip-train", action="store_true", help="train on flipped copies too")
     parser.add_argument("--flip-test", action="store_true", help="average the photo's and its mirror's probabilities")
+    parser.add_argument("--phone-classes", nargs="+", type=int,
+                        help="ImageNet classes the prior counts as a phone (default: models.prior.PHONE_CLASSES)")
     parser.add_argument("--heads", type=int, default=1, help="heads trained per fold, probabilities averaged")
     parser.add_argument("--class-weights", choices=("auto", "none"), default="auto")
     parser.add_argument("--prior-in-training", action="store_true",
@@ -208,6 +218,8 @@ def main(argv=None):
               **{key: getattr(args, key) for key in RECIPE_OPTIONS}}
     for arch, size in itertools.product(args.arch, args.sizes):
         features, phone = source_features(arch, size, sources, False, cache)
+        if args.phone_classes:
+            phone = phone_log_probability(arch, features, args.phone_classes)
         flipped = source_features(arch, size, sources, True, cache)[0] if need_flip else None
         for inputs, prior in itertools.product(args.inputs, args.priors):
             x = head_inputs(arch, features, inputs)
