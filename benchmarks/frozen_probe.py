@@ -9,7 +9,7 @@ hours of `phonegrade crossval` runs takes minutes; the recipe it picks is then c
 
     python benchmarks/frozen_probe.py --task side --data ../shared/data/side-real-dev ../shared/data/side-real-extra \
         --extra-train ../shared/data/scratch-real-dev=front --arch efficientnet_lite2 --sizes 260 320 \
-        --output benchmarks/results/side_probe.json
+        --output results.jsonl
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from phonegrade.losses import balanced_class_weights, focal_loss
 from phonegrade.models import create_model
 from phonegrade.models.net import classification_head
 from phonegrade.models.pretrained import imagenet_classifier
+from phonegrade.models.prior import PHONE_CLASSES
 from phonegrade.models.registry import default_preprocessing, parse_arch
 from phonegrade.transforms import eval_transform
 
@@ -41,56 +42,51 @@ RECIPE_OPTIONS = ("phone_classes", "epochs", "lr", "weight_decay", "gamma", "cla
                   "flip_test", "prior_in_training", "extra_train", "seeds")
 
 
-def pooled_features(arch: str, size: int, samples, flip: bool, cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(pooled trunk output, log p(phone-like ImageNet class)) per photo, cached on disk by arch, size, flip and
-    the photos' keys."""
+def pooled_features(arch: str, size: int, samples, flip: bool, cache: Path) -> np.ndarray:
+    """The frozen trunk's pooled output per photo, cached on disk by arch, size, flip and the photos' keys."""
     digest = hashlib.sha256("\n".join(s.key for s in samples).encode()).hexdigest()[:12]
     path = cache / f"{arch}-{size}-{'flip' if flip else 'plain'}-{len(samples)}-{digest}.npz"
     if path.exists():
-        cached = np.load(path)
-        return cached["features"], cached["phone"]
+        return np.load(path)["features"]
     pre = dataclasses.replace(default_preprocessing(arch), image_size=size)
     transform = eval_transform(pre)
-    net = create_model(arch, 3, weights="imagenet", trainable_blocks=0, phone_prior=0.5).eval()
-    features, phone = [], []
+    net = create_model(arch, 3, weights="imagenet", trainable_blocks=0).eval()
+    features = []
     with torch.no_grad():
         for sample in tqdm(samples, desc=f"{arch} {size}px{' flipped' if flip else ''}"):
             x = transform(pre.load(sample.load()))[None]
             if flip:
                 x = x.flip(-1)
-            fmap = net.frozen_features(x)
-            features.append(fmap.mean(dim=(2, 3))[0].numpy())
-            phone.append(float(net.prior.phone_log_probability(fmap)[0]))
+            features.append(net.frozen_features(x).mean(dim=(2, 3))[0].numpy())
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, features=np.stack(features), phone=np.array(phone))
-    return np.stack(features), np.array(phone)
+    np.savez(path, features=np.stack(features))
+    return np.stack(features)
 
 
-def source_features(arch: str, size: int, sources: list[list], flip: bool,
-                    cache: Path) -> tuple[np.ndarray, np.ndarray]:
+def source_features(arch: str, size: int, sources: list[list], flip: bool, cache: Path) -> np.ndarray:
     """pooled_features of several sources' photos, each source cached on its own (runs with or without a source
     reuse the others)."""
-    parts = [pooled_features(arch, size, samples, flip, cache) for samples in sources if samples]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return np.concatenate([pooled_features(arch, size, samples, flip, cache) for samples in sources if samples])
+
+
+def imagenet_log_probabilities(arch: str, features: np.ndarray) -> torch.Tensor:
+    """ImageNet's 1000 class log-probabilities from the pooled features: the weight file's own classifier, as
+    models.prior applies it."""
+    weight, bias = imagenet_classifier(parse_arch(arch))
+    return F.log_softmax(torch.from_numpy(features).float() @ weight.T + bias, dim=1)
 
 
 def head_inputs(arch: str, features: np.ndarray, inputs: str) -> np.ndarray:
-    """What the head reads: the pooled trunk output, ImageNet's 1000 class log-probabilities computed from it (its
-    own classifier, frozen), or both side by side."""
+    """What the head reads: the pooled trunk output, ImageNet's class log-probabilities, or both side by side."""
     if inputs == "pooled":
         return features
-    weight, bias = imagenet_classifier(parse_arch(arch))
-    logits = torch.from_numpy(features).float() @ weight.T + bias
-    log_p = F.log_softmax(logits, dim=1).numpy()
+    log_p = imagenet_log_probabilities(arch, features).numpy()
     return log_p if inputs == "imagenet" else np.concatenate([features, log_p], axis=1)
 
 
-def phone_log_probability(arch: str, features: np.ndarray, classes: list[int]) -> np.ndarray:
-    """log p(any of `classes`) under ImageNet's classifier, from the pooled features (as models.prior computes it
-    for its own PHONE_CLASSES)."""
-    weight, bias = imagenet_classifier(parse_arch(arch))
-    log_p = F.log_softmax(torch.from_numpy(features).float() @ weight.T + bias, dim=1)
-    return torch.logsumexp(log_p[:, classes], dim=1).numpy()
+def prior_boost(prior: float, phone: np.ndarray) -> torch.Tensor:
+    """What the phone prior adds to `none`'s logit (models.prior.PhonePrior): log(threshold / p_phone), if positive."""
+    return F.relu(math.log(prior) - torch.from_numpy(phone).float())
 
 
 def train_head(x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, lr: float, weight_decay: float,
@@ -134,7 +130,7 @@ def leave_one_out(features, flipped, phone, labels, groups, scored, args, prior:
         offset = None
         if prior is not None and args.prior_in_training:
             offset = torch.zeros(len(train_y), 3)
-            offset[:, none_index] = F.relu(math.log(prior) - torch.from_numpy(phone[train]).float())
+            offset[:, none_index] = prior_boost(prior, phone[train])
         if flipped is not None and args.flip_train:
             train_x = torch.cat([train_x, torch.from_numpy(flipped[train]).float()])
             train_y = torch.cat([train_y, train_y])
@@ -149,8 +145,7 @@ def leave_one_out(features, flipped, phone, labels, groups, scored, args, prior:
             log_p = torch.stack([F.log_softmax(head(view[:, :, None, None]), dim=1)
                                  for head in heads for view in views]).logsumexp(0) - math.log(len(heads) * len(views))
             if prior is not None:
-                boost = F.relu(math.log(prior) - torch.from_numpy(phone[held]).float())
-                log_p[:, none_index] += boost
+                log_p[:, none_index] += prior_boost(prior, phone[held])
         predictions[held] = log_p.argmax(dim=1).numpy()
     return predictions
 
@@ -217,10 +212,11 @@ def main(argv=None):
     recipe = {"task": args.task, "data": [Path(d).name for d in args.data], "group_by": args.group_by,
               **{key: getattr(args, key) for key in RECIPE_OPTIONS}}
     for arch, size in itertools.product(args.arch, args.sizes):
-        features, phone = source_features(arch, size, sources, False, cache)
-        if args.phone_classes:
-            phone = phone_log_probability(arch, features, args.phone_classes)
-        flipped = source_features(arch, size, sources, True, cache)[0] if need_flip else None
+        features = source_features(arch, size, sources, False, cache)
+        # log p(phone) as the prior reads it, over --phone-classes or its own classes.
+        phone = imagenet_log_probabilities(arch, features)[:, list(args.phone_classes or PHONE_CLASSES)]
+        phone = phone.logsumexp(dim=1).numpy()
+        flipped = source_features(arch, size, sources, True, cache) if need_flip else None
         for inputs, prior in itertools.product(args.inputs, args.priors):
             x = head_inputs(arch, features, inputs)
             x_flipped = head_inputs(arch, flipped, inputs) if need_flip else None
