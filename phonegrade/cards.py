@@ -11,6 +11,7 @@ from pathlib import Path
 from .config import ModelConfig
 from .hub import CARD_NAME
 from .labels import SCRATCH_LABELS, SIDE_LABELS
+from .models.prior import describe_phone_classes
 
 
 def render_card(template_name: str, card_data, **values) -> str:
@@ -96,6 +97,7 @@ def write_model_card(folder: str | os.PathLike, config: ModelConfig, metrics: di
     )
     text = render_card("model_card.md", card_data, config=config.to_dict(), metrics=metrics, task_name=task_name,
                        promotion=promotion, weights_terms=weights_terms(config),
+                       phone_classes=describe_phone_classes(config.phone_classes or ()),
                        data_terms=config.data.get("terms") or NO_DATA_TERMS)
     (Path(folder) / LICENSE_NAME).write_text(model_terms(config), encoding="utf-8")
     path = Path(folder) / CARD_NAME

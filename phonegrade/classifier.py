@@ -47,6 +47,7 @@ class PhoneGradeClassifier(nn.Module):
         self.config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
         def member():
             return create_model(self.arch, len(self.labels), weights="none", phone_prior=self.config.phone_prior,
+                                phone_classes=self.config.phone_classes,
                                 none_index=self.labels.index("none") if "none" in self.labels else 0)
 
         self.net = member() if self.members == 1 else MeanProbabilityEnsemble([member() for _ in range(self.members)])

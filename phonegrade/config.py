@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from .errors import ConfigError, ModelLoadError
 from .labels import labels_for_task
 from .models import check_arch
+from .models.prior import FORMER_PHONE_CLASSES, check_phone_classes
 from .transforms import Preprocessing
 from .version import __version__
 
@@ -36,6 +37,7 @@ class ModelConfig:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     members: int = 1  # > 1: an ensemble averaging that many models' probabilities
     phone_prior: float | None = None  # threshold of the side model's ImageNet phone prior (models.prior)
+    phone_classes: tuple[int, ...] | None = None  # the ImageNet classes that prior counts as a phone
     num_parameters: int | None = None
     # How the model was made: plain data, written by training and read by cards, the demo and evaluation.
     training: dict = field(default_factory=dict)
@@ -48,6 +50,10 @@ class ModelConfig:
     card_note: str | None = None
     phonegrade_version: str | None = None
 
+    def __post_init__(self):
+        if self.phone_prior is not None and self.phone_classes is None:
+            self.phone_classes = FORMER_PHONE_CLASSES  # what a prior counted before the classes were recorded
+
     @property
     def image_size(self) -> int:
         return self.preprocessing.image_size
@@ -56,7 +62,8 @@ class ModelConfig:
         """What decides which pixels the network sees and what its outputs mean: task, arch, labels and
         preprocessing (what an exported file records, and what ensemble members must share)."""
         return {"task": self.task, "arch": self.arch, "labels": list(self.labels), **self.preprocessing.to_config(),
-                **({"phone_prior": self.phone_prior} if self.phone_prior is not None else {})}
+                **({"phone_prior": self.phone_prior, "phone_classes": list(self.phone_classes)}
+                   if self.phone_prior is not None else {})}
 
     def provenance(self) -> ModelConfig:
         """The same model, less what was measured of it (a new model made from it measures itself)."""
@@ -97,6 +104,12 @@ class ModelConfig:
         phone_prior = raw.get("phone_prior")
         if phone_prior is not None and (not isinstance(phone_prior, (int, float)) or not 0 < phone_prior < 1):
             raise ModelLoadError(f"{where}: phone_prior must be a number between 0 and 1")
+        phone_classes = None
+        if phone_prior is not None:
+            try:  # a model made before the classes were recorded counted FORMER_PHONE_CLASSES
+                phone_classes = check_phone_classes(raw.get("phone_classes", list(FORMER_PHONE_CLASSES)))
+            except ValueError as err:
+                raise ModelLoadError(f"{where}: {err}") from None
         sections = {name: dict(raw.get(name) or {}) for name in ("training", "data")}
         corrections = dict(raw["corrections"]) if raw.get("corrections") else None
         for key, target in _LEGACY_KEYS.items():
@@ -109,7 +122,8 @@ class ModelConfig:
             else:
                 sections[section].setdefault(name, raw[key])
         return cls(task=raw["task"], arch=raw["arch"], labels=tuple(raw["labels"]), preprocessing=preprocessing,
-                   members=members, phone_prior=phone_prior, num_parameters=raw.get("num_parameters"),
+                   members=members, phone_prior=phone_prior, phone_classes=phone_classes,
+                   num_parameters=raw.get("num_parameters"),
                    training=sections["training"],
                    data=sections["data"], corrections=corrections, crossval=raw.get("crossval"),
                    crossval_grouped=raw.get("crossval_grouped"), metrics=raw.get("metrics"),

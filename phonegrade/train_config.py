@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .hub import display_name
 from .labels import TASK_LABELS
 from .models import ARCHS, check_arch, default_preprocessing, has_pretrained_backbone
+from .models.prior import FORMER_PHONE_CLASSES, PHONE_CLASSES, check_phone_classes
 from .transforms import AUGMENTATIONS, Preprocessing
 
 
@@ -66,6 +67,9 @@ class TrainConfig:
         help="side task, EfficientNet-Lite with every block frozen (--trainable-blocks 0): at prediction, raise "
              "`none` by log(THRESHOLD / p) when ImageNet's classifier gives the phone-like classes a probability p "
              "below THRESHOLD (docs/models.md)", metavar="THRESHOLD")
+    phone_classes: list[int] = option(
+        help="with --phone-prior: the ImageNet class indices counted as a phone (default: cellular telephone 487, "
+             "iPod 605)", factory=lambda: list(PHONE_CLASSES), metavar="CLASS")
     unfreeze_at: int | None = option(help="epoch (1-based) from which every block trains, at --backbone-lr-scale × lr")
     backbone_lr_scale: float = option(0.1, "learning-rate factor for frozen-then-unfrozen backbone blocks")
     epochs: int = option(30, "training epochs (fewer with early stopping)")
@@ -156,7 +160,7 @@ class TrainConfig:
     RECORDED = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "crop_pct", "gamma",
                 "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at", "backbone_lr_scale",
                 "mixed_precision", "augment", "no_augment", "cache_features", "keep", "mixup_alpha", "cutmix_alpha",
-                "ema_decay", "mirror_pad", "phone_prior")
+                "ema_decay", "mirror_pad", "phone_prior", "phone_classes")
 
     def __post_init__(self):
         # Options from a recipe file skip argparse's checks: the same ones, here.
@@ -166,6 +170,10 @@ class TrainConfig:
             value = getattr(self, spec.name)
             if allowed and value not in allowed and not (value is None and spec.default is None):
                 raise ConfigError(f"{spec.name} must be one of {', '.join(allowed)}, got {value!r}")
+        try:
+            check_phone_classes(self.phone_classes)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
     def resolved_weights(self) -> str:
         """The starting weights actually used: --init-from replaces them; by default ImageNet where the arch has
@@ -188,12 +196,15 @@ class TrainConfig:
         differs from this config: empty when this config would make the same run again. Options an earlier
         version did not record yet had their default then."""
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        defaults |= {"mixed_precision": "no", "phone_classes": list(FORMER_PHONE_CLASSES)}  # what runs did before
         differ = []
         for key in self.RECORDED:
             value = getattr(self, key)
             if value is None and key == "mixed_precision":
                 continue  # left to Accelerate: the run records what it decided
-            recorded = training.get(key, defaults[key] if key != "mixed_precision" else "no")
+            if key == "phone_classes" and self.phone_prior is None:
+                continue  # counted by the prior only
+            recorded = training.get(key, defaults[key])
             if key == "class_weights":  # recorded as the weights themselves, or none
                 recorded = "auto" if isinstance(recorded, list) else "none" if recorded in (None, "none") else recorded
             if recorded != value:

@@ -145,8 +145,8 @@ def build_model(config: TrainConfig, num_classes: int, accelerator):
         raise ConfigError("--phone-prior reads ImageNet's classifier over ImageNet's own features: it needs the side "
                           "task and --trainable-blocks 0 (and no --unfreeze-at)")
     net = create_model(config.arch, num_classes, weights=weights, trainable_blocks=config.trainable_blocks,
-                       phone_prior=config.phone_prior, none_index=TASK_LABELS[config.task].index("none")
-                       if config.task == "side" else 0)
+                       phone_prior=config.phone_prior, phone_classes=tuple(config.phone_classes),
+                       none_index=TASK_LABELS[config.task].index("none") if config.task == "side" else 0)
     if config.init_from:
         load_initial_model(net, config.init_from, config.task, config.arch)
     # Convolutions train faster in channels_last layout (oneDNN on CPUs, cuDNN on GPUs); batches are fed so too.
@@ -473,6 +473,7 @@ def model_config(config: TrainConfig, net, data: TrainingData, pre: Preprocessin
     return ModelConfig(
         task=config.task, arch=config.arch, labels=tuple(splits.labels), preprocessing=pre,
         phone_prior=config.phone_prior,
+        phone_classes=tuple(config.phone_classes) if config.phone_prior is not None else None,
         num_parameters=count_parameters(net),
         training={**{key: getattr(config, key) for key in TrainConfig.RECORDED},
                   "init_from": display_name(config.init_from) if config.init_from else None,

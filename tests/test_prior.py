@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from phonegrade.classifier import PhoneGradeClassifier
-from phonegrade.models.prior import PHONE_CLASSES, PhonePrior
+from phonegrade.errors import ModelLoadError
+from phonegrade.models.prior import FORMER_PHONE_CLASSES, PHONE_CLASSES, PhonePrior
 
 from .conftest import run_train
 
@@ -17,9 +18,10 @@ def test_the_prior_raises_none_by_the_log_shortfall_of_the_phone_probability_and
     with torch.no_grad():
         prior.imagenet.weight.zero_()
         prior.imagenet.bias.zero_()
-        prior.imagenet.bias[list(PHONE_CLASSES)] = torch.tensor([2.0, 0.0, 0.0])
+        prior.imagenet.bias[list(PHONE_CLASSES)] = torch.tensor([2.0, 0.0])
+        prior.imagenet.bias[590] = 3.0  # hand-held computer: not counted
     features = torch.zeros(1, 4, 2, 2)
-    p_phone = (math.exp(2) + 2) / (math.exp(2) + 999)  # the three phone classes of a thousand
+    p_phone = (math.exp(2) + 1) / (math.exp(2) + math.exp(3) + 998)  # the two phone classes of a thousand
     assert prior.phone_log_probability(features).exp().item() == pytest.approx(p_phone, rel=1e-5)
     logits = torch.tensor([[1.0, 0.5, -1.0]])
     assert p_phone < 0.05
@@ -37,7 +39,9 @@ def test_a_side_model_with_the_prior_trains_on_a_frozen_trunk_and_applies_it_onl
     run_train([*common, "--trainable-blocks", "0", "--phone-prior", "0.05", "--output-dir", str(out)])
     config = json.loads((out / "config.json").read_text())
     assert config["phone_prior"] == 0.05 and config["training"]["phone_prior"] == 0.05
+    assert config["phone_classes"] == list(PHONE_CLASSES) == [487, 605]
     model = PhoneGradeClassifier.from_pretrained(out)
+    assert model.net.prior.classes.tolist() == [487, 605]
     pixels = torch.randn(4, 3, 64, 64)
     with torch.no_grad():
         features = model.net.features(pixels)
@@ -70,3 +74,36 @@ def test_calibrating_a_model_with_the_prior_divides_all_of_its_logits():
     restored.load_state_dict(net.state_dict())  # the prior's scale is saved with the weights
     with torch.no_grad():
         assert torch.allclose(restored(pixels), before / 1.6, atol=1e-5)
+
+
+def test_a_model_keeps_the_phone_classes_it_was_trained_with_and_older_models_the_three_they_counted(side_data,
+                                                                                                   tmp_path):
+    out = tmp_path / "prior"
+    run_train(["--task", "side", "--arch", "efficientnet_lite0", "--weights", "imagenet", "--data", str(side_data),
+               "--epochs", "1", "--image-size", "64", "--workers", "0", "--no-augment", "--cache-features",
+               "--trainable-blocks", "0", "--phone-prior", "0.05", "--phone-classes", "487", "590",
+               "--output-dir", str(out)])
+    config = json.loads((out / "config.json").read_text())
+    assert config["phone_classes"] == [487, 590] and config["training"]["phone_classes"] == [487, 590]
+    assert "cellular telephone (487), hand-held computer (590)" in (out / "README.md").read_text()
+    model = PhoneGradeClassifier.from_pretrained(out)
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = model.net.features(pixels)
+        imagenet = torch.log_softmax(model.net.prior.imagenet(features.mean(dim=(2, 3))), dim=1)
+        assert torch.allclose(model.net.prior.phone_log_probability(features), imagenet[:, [487, 590]].logsumexp(1))
+
+    del config["phone_classes"]  # written before the classes were recorded
+    (out / "config.json").write_text(json.dumps(config))
+    assert PhoneGradeClassifier.from_pretrained(out).net.prior.classes.tolist() == list(FORMER_PHONE_CLASSES)
+
+    config["phone_classes"] = [487, 1000]
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="phone classes must be distinct ImageNet class indices"):
+        PhoneGradeClassifier.from_pretrained(out)
+
+
+def test_phone_classes_outside_imagenet_are_refused_before_training(side_data, tmp_path):
+    result = run_train(["--task", "side", "--data", str(side_data), "--phone-prior", "0.05", "--phone-classes",
+                        "487", "487", "--output-dir", str(tmp_path / "out")], check=False)
+    assert result.returncode == 2 and "phone classes must be distinct" in result.stderr

@@ -32,8 +32,8 @@ def _arch_option(value: str) -> str:
 # A TrainConfig field's annotation → how argparse reads its option.
 ARGUMENT_KINDS = {"int": {"type": int}, "int | None": {"type": int}, "float": {"type": float},
                   "float | None": {"type": float}, "str": {}, "str | None": {}, "bool": {"action": "store_true"},
-                  "list[str]": {"nargs": "+"}, "str | list[str]": {"nargs": "+"},
-                  "str | list[str] | None": {"nargs": "+"}}
+                  "list[str]": {"nargs": "+"}, "list[int]": {"nargs": "+", "type": int},
+                  "str | list[str]": {"nargs": "+"}, "str | list[str] | None": {"nargs": "+"}}
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, single_run: bool = True) -> None:

@@ -8,7 +8,7 @@ from ..errors import ConfigError, PretrainedWeightsError
 from .backbones import BACKBONES, _timm_trunk
 from .net import PhoneGradeNet
 from .pretrained import imagenet_classifier, load_backbone, load_timm_backbone
-from .prior import PhonePrior
+from .prior import PHONE_CLASSES, PhonePrior
 from .registry import parse_arch
 from .wearnet import wearnet_trunk
 
@@ -24,14 +24,15 @@ def has_pretrained_backbone(arch: str) -> bool:
 
 def create_model(arch: str, num_classes: int = 3, weights: str = "none",
                  trainable_blocks: int | None = None, phone_prior: float | None = None,
-                 none_index: int = 2) -> PhoneGradeNet:
+                 none_index: int = 2, phone_classes: tuple[int, ...] | None = None) -> PhoneGradeNet:
     """Build a registered architecture (or a `timm:<name>` model).
 
     weights: "none", "imagenet" or a state-dict path, applied to the pretrained backbone (WearNet always
     starts from scratch). trainable_blocks: how many top blocks of the main trunk train; by default a
     per-architecture number when starting from pretrained weights, and all blocks when starting from scratch.
-    phone_prior: the threshold of a `PhonePrior` on label `none_index` (EfficientNet-Lite only; its ImageNet
-    classifier is loaded with weights "imagenet", and comes from the model's own weights file otherwise).
+    phone_prior: the threshold of a `PhonePrior` on label `none_index` over the ImageNet classes `phone_classes`
+    (default models.prior.PHONE_CLASSES); EfficientNet-Lite only: its ImageNet classifier is loaded with weights
+    "imagenet", and comes from the model's own weights file otherwise.
     """
     spec = parse_arch(arch)
     if spec.family == "wearnet":
@@ -47,7 +48,8 @@ def create_model(arch: str, num_classes: int = 3, weights: str = "none",
     if phone_prior is not None:
         if spec.family != "efficientnet_lite" or side is not None:
             raise ConfigError(f"the phone prior reads EfficientNet-Lite's ImageNet classifier; {arch} has none")
-        model.prior = PhonePrior(trunk.out_channels, num_classes, none_index, phone_prior)
+        model.prior = PhonePrior(trunk.out_channels, num_classes, none_index, phone_prior,
+                                 phone_classes or PHONE_CLASSES)
         if weights == "imagenet":
             weight, bias = imagenet_classifier(spec)
             with torch.no_grad():
