@@ -107,3 +107,15 @@ def test_phone_classes_outside_imagenet_are_refused_before_training(side_data, t
     result = run_train(["--task", "side", "--data", str(side_data), "--phone-prior", "0.05", "--phone-classes",
                         "487", "487", "--output-dir", str(tmp_path / "out")], check=False)
     assert result.returncode == 2 and "phone classes must be distinct" in result.stderr
+
+
+def test_a_model_recorded_without_phone_classes_counts_as_made_with_the_former_three():
+    from phonegrade.train_config import TrainConfig
+
+    recipe = TrainConfig(task="side", data="d", output_dir="o", phone_prior=0.05)
+    made = {key: getattr(recipe, key) for key in TrainConfig.RECORDED} | {"weights": recipe.resolved_weights()}
+    assert recipe.differences(made, []) == []
+    former = {key: value for key, value in made.items() if key != "phone_classes"}
+    assert recipe.differences(former, []) == ["phone_classes"]
+    # Without the prior the classes count for nothing.
+    assert TrainConfig(task="side", data="d", output_dir="o").differences(former | {"phone_prior": None}, []) == []
