@@ -120,8 +120,9 @@ def train_head(x: torch.Tensor, y: torch.Tensor, num_classes: int, epochs: int, 
 
 def leave_one_out(features, flipped, phone, labels, groups, scored, args, prior: float | None,
                   none_index: int, seed: int) -> np.ndarray:
-    """Predicted class per scored photo, each by a head that never saw a photo of its group."""
-    predictions = np.full(len(labels), -1)
+    """Class log-probabilities per scored photo (NaN for the others), each from a head that never saw a photo of
+    its group."""
+    log_probabilities = np.full((len(labels), 3), np.nan)
     x, y = torch.from_numpy(features).float(), torch.from_numpy(labels).long()
     for group in sorted(set(groups[scored])):
         train = groups != group
@@ -146,8 +147,34 @@ def leave_one_out(features, flipped, phone, labels, groups, scored, args, prior:
                                  for head in heads for view in views]).logsumexp(0) - math.log(len(heads) * len(views))
             if prior is not None:
                 log_p[:, none_index] += prior_boost(prior, phone[held])
-        predictions[held] = log_p.argmax(dim=1).numpy()
-    return predictions
+        log_probabilities[held] = log_p.numpy()
+    return log_probabilities
+
+
+def predict(log_probabilities: np.ndarray, names, clean_bias: float) -> np.ndarray:
+    """The predicted class per photo (-1 where not scored); clean_bias is added to `no_scratch`'s log-probability
+    first: a photo is graded damaged only when damage is that much likelier."""
+    if clean_bias:
+        log_probabilities = log_probabilities.copy()
+        log_probabilities[:, names.index("no_scratch")] += clean_bias
+    predictions = np.nan_to_num(log_probabilities, nan=-np.inf).argmax(axis=1)
+    return np.where(np.isnan(log_probabilities).any(axis=1), -1, predictions)
+
+
+def smallest_bias_within(log_probabilities, labels, groups, scored, names, biases, most_clean_damaged: float):
+    """Predictions with a clean bias chosen without the held-out group: for each group, the smallest of `biases`
+    that grades at most `most_clean_damaged` of the other groups' clean photos damaged (the largest if none
+    does), as a user would pick it from cross-validation before meeting a new source."""
+    by_bias = {bias: predict(log_probabilities, names, bias) for bias in sorted(biases)}
+    clean = names.index("no_scratch")
+    chosen, picks = np.full(len(labels), -1), {}
+    for group in sorted(set(groups[scored])):
+        others = scored & (groups != group) & (labels == clean)
+        picks[group] = next((bias for bias, p in by_bias.items() if (p[others] != clean).mean() <= most_clean_damaged),
+                            max(biases))
+        held = scored & (groups == group)
+        chosen[held] = by_bias[picks[group]][held]
+    return chosen, picks
 
 
 def figures(predictions, labels, groups, scored, names) -> dict:
@@ -186,6 +213,11 @@ def main(argv=None):
     parser.add_argument("--class-weights", choices=("auto", "none"), default="auto")
     parser.add_argument("--prior-in-training", action="store_true",
                         help="the phone prior's boost is part of the logits in training too, not only in prediction")
+    parser.add_argument("--clean-biases", nargs="+", type=float, default=[0.0],
+                        help="scratch task: added to no_scratch's log-probability before the grade is read; with "
+                             "several, a last row also picks one per held-out source on the others (the smallest "
+                             "that grades at most --most-clean-damaged of their clean photos damaged)")
+    parser.add_argument("--most-clean-damaged", type=float, default=0.03)
     parser.add_argument("--inputs", nargs="+", choices=("pooled", "imagenet", "both"), default=["pooled"],
                         help="what the head reads (head_inputs)")
     parser.add_argument("--cache-dir", default="runs/probe-cache", help="where computed features are kept")
@@ -195,6 +227,8 @@ def main(argv=None):
     names = TASK_LABELS[args.task]
     if any(args.priors) and "none" not in names:
         parser.error("the phone prior raises `none`: side task only")
+    if any(args.clean_biases) and "no_scratch" not in names:
+        parser.error("the clean bias raises `no_scratch`: scratch task only")
     scored_splits, origins = load_all(args.data, args.task)
     samples = list(scored_splits.train)
     groups = read_label_column(samples, origins, args.group_by)
@@ -220,16 +254,34 @@ def main(argv=None):
         for inputs, prior in itertools.product(args.inputs, args.priors):
             x = head_inputs(arch, features, inputs)
             x_flipped = head_inputs(arch, flipped, inputs) if need_flip else None
-            runs = [figures(leave_one_out(x, x_flipped, phone, labels, groups, scored, args, prior or None,
-                                          names.index("none") if "none" in names else 0, seed),
-                            labels, groups, scored, names) for seed in args.seeds]
-            result = {"arch": arch, "size": size, "inputs": inputs, "prior": prior, **recipe,
-                      "accuracy": round(float(np.mean([r["accuracy"] for r in runs])), 4), "runs": runs}
-            print(json.dumps({k: v for k, v in result.items() if k != "runs"}
-                             | {k: v for k, v in runs[0].items() if k != "accuracy"}))
-            if args.output:
-                with open(args.output, "a") as f:
-                    f.write(json.dumps(result) + "\n")
+            log_probabilities = [leave_one_out(x, x_flipped, phone, labels, groups, scored, args, prior or None,
+                                               names.index("none") if "none" in names else 0, seed)
+                                 for seed in args.seeds]
+            for bias in args.clean_biases:
+                report({"arch": arch, "size": size, "inputs": inputs, "prior": prior, "clean_bias": bias, **recipe},
+                       [figures(predict(lp, names, bias), labels, groups, scored, names) for lp in log_probabilities],
+                       args.output)
+            if len(args.clean_biases) > 1:
+                chosen = [smallest_bias_within(lp, labels, groups, scored, names, args.clean_biases,
+                                               args.most_clean_damaged) for lp in log_probabilities]
+                report({"arch": arch, "size": size, "inputs": inputs, "prior": prior,
+                        "clean_bias": f"per source, the smallest grading at most {args.most_clean_damaged} of the "
+                                      "other sources' clean photos damaged", **recipe},
+                       [figures(p, labels, groups, scored, names) | {"clean_bias_picked": picks}
+                        for p, picks in chosen], args.output)
+
+
+def report(recipe: dict, runs: list[dict], output: str | None) -> None:
+    """Print a recipe's mean figures and its first seed's details; append all of them to `output`."""
+    result = {**recipe, "accuracy": round(float(np.mean([r["accuracy"] for r in runs])), 4), "runs": runs}
+    for key in ("damaged_vs_clean", "clean_graded_damaged"):
+        if key in runs[0]:
+            result[key] = round(float(np.mean([r[key] for r in runs])), 4)
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}
+                     | {k: v for k, v in runs[0].items() if k not in result}))
+    if output:
+        with open(output, "a") as f:
+            f.write(json.dumps(result) + "\n")
 
 
 if __name__ == "__main__":

@@ -36,14 +36,33 @@ def test_each_head_is_trained_without_any_photo_of_the_group_it_scores(monkeypat
     monkeypatch.setattr(probe, "train_head", recording_train_head)
     args = types.SimpleNamespace(prior_in_training=False, flip_train=False, flip_test=False, heads=2, epochs=1,
                                  lr=1e-3, weight_decay=0.0, gamma=2.0, class_weights="auto")
-    predictions = probe.leave_one_out(features, None, np.zeros(len(groups)), labels, groups, scored, args, None, 2, 0)
+    log_probabilities = probe.leave_one_out(features, None, np.zeros(len(groups)), labels, groups, scored, args,
+                                            None, 2, 0)
 
     assert len(trained_on) == 3 * 2  # two heads per held-out group, no fold for the extra training photos
     for held_out, seen in zip(["a", "a", "b", "b", "c", "c"], trained_on, strict=True):
         held = set(np.flatnonzero(groups == held_out).tolist())
         assert not seen & held
         assert seen == set(range(len(groups))) - held  # every other photo, the extra training ones included
+    assert np.isfinite(log_probabilities[scored]).all() and np.isnan(log_probabilities[~scored]).all()
+    predictions = probe.predict(log_probabilities, ["front", "back", "none"], 0.0)
     assert (predictions[scored] >= 0).all() and (predictions[~scored] == -1).all()
+
+
+def test_the_clean_bias_for_each_source_is_chosen_on_the_other_sources_only():
+    probe = _probe_module()
+    names = ["major_scratch", "minor_scratch", "no_scratch"]
+    groups = np.array(["a"] * 4 + ["b"] * 4)
+    labels = np.full(8, 2)  # every photo clean
+    # Source a's clean photos look damaged (no_scratch 1.0 below major), source b's look clean.
+    log_p = np.log(np.array([[0.6, 0.05, 0.35]] * 4 + [[0.2, 0.1, 0.7]] * 4))
+    assert (probe.predict(log_p, names, 0.0) == [0] * 4 + [2] * 4).all()
+    assert (probe.predict(log_p, names, 1.0) == 2).all()  # log(0.35) + 1 > log(0.6)
+
+    chosen, picks = probe.smallest_bias_within(log_p, labels, groups, np.ones(8, bool), names, [0.0, 1.0, 2.0], 0.0)
+    # a's bias comes from b, whose clean photos need none: a stays graded damaged; b's comes from a, which needs 1.
+    assert picks == {"a": 0.0, "b": 1.0}
+    assert (chosen == [0] * 4 + [2] * 4).all()
 
 
 def test_the_probe_scores_every_source_and_reuses_its_features(side_data, tmp_path, capsys):
