@@ -104,10 +104,10 @@ class ModelConfig:
         phone_prior = raw.get("phone_prior")
         if phone_prior is not None and (not isinstance(phone_prior, (int, float)) or not 0 < phone_prior < 1):
             raise ModelLoadError(f"{where}: phone_prior must be a number between 0 and 1")
-        phone_classes = None
-        if phone_prior is not None:
-            try:  # a model made before the classes were recorded counted FORMER_PHONE_CLASSES
-                phone_classes = check_phone_classes(raw.get("phone_classes", list(FORMER_PHONE_CLASSES)))
+        phone_classes = raw.get("phone_classes") if phone_prior is not None else None
+        if phone_classes is not None:  # None: a model made before they were recorded (__post_init__)
+            try:
+                phone_classes = check_phone_classes(phone_classes)
             except ValueError as err:
                 raise ModelLoadError(f"{where}: {err}") from None
         sections = {name: dict(raw.get(name) or {}) for name in ("training", "data")}
