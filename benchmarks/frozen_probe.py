@@ -42,13 +42,14 @@ RECIPE_OPTIONS = ("phone_classes", "epochs", "lr", "weight_decay", "gamma", "cla
                   "flip_test", "prior_in_training", "extra_train", "seeds")
 
 
-def pooled_features(arch: str, size: int, samples, flip: bool, cache: Path) -> np.ndarray:
-    """The frozen trunk's pooled output per photo, cached on disk by arch, size, flip and the photos' keys."""
+def pooled_features(arch: str, size: int, samples, flip: bool, cache: Path, crop_pct: float = 1.0) -> np.ndarray:
+    """The frozen trunk's pooled output per photo, cached on disk by arch, size, crop, flip and the photos' keys."""
     digest = hashlib.sha256("\n".join(s.key for s in samples).encode()).hexdigest()[:12]
-    path = cache / f"{arch}-{size}-{'flip' if flip else 'plain'}-{len(samples)}-{digest}.npz"
+    crop = "" if crop_pct == 1.0 else f"crop{crop_pct}-"
+    path = cache / f"{arch}-{size}-{crop}{'flip' if flip else 'plain'}-{len(samples)}-{digest}.npz"
     if path.exists():
         return np.load(path)["features"]
-    pre = dataclasses.replace(default_preprocessing(arch), image_size=size)
+    pre = dataclasses.replace(default_preprocessing(arch), image_size=size, crop_pct=crop_pct)
     transform = eval_transform(pre)
     net = create_model(arch, 3, weights="imagenet", trainable_blocks=0).eval()
     features = []
@@ -63,10 +64,12 @@ def pooled_features(arch: str, size: int, samples, flip: bool, cache: Path) -> n
     return np.stack(features)
 
 
-def source_features(arch: str, size: int, sources: list[list], flip: bool, cache: Path) -> np.ndarray:
+def source_features(arch: str, size: int, sources: list[list], flip: bool, cache: Path,
+                    crop_pct: float = 1.0) -> np.ndarray:
     """pooled_features of several sources' photos, each source cached on its own (runs with or without a source
     reuse the others)."""
-    return np.concatenate([pooled_features(arch, size, samples, flip, cache) for samples in sources if samples])
+    return np.concatenate([pooled_features(arch, size, samples, flip, cache, crop_pct)
+                           for samples in sources if samples])
 
 
 def imagenet_log_probabilities(arch: str, features: np.ndarray) -> torch.Tensor:
@@ -199,6 +202,9 @@ def main(argv=None):
     parser.add_argument("--group-by", default="source_repo")
     parser.add_argument("--arch", nargs="+", default=["efficientnet_lite2"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[260])
+    parser.add_argument("--crop-pcts", nargs="+", type=float, default=[1.0],
+                        help="1.0: the whole photo squashed to a square (phonegrade's default); below: the centre "
+                             "(train --crop-pct)")
     parser.add_argument("--priors", nargs="+", type=float, default=[0.0], help="phone prior thresholds; 0: none")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -245,28 +251,29 @@ def main(argv=None):
     cache = Path(args.cache_dir)
     recipe = {"task": args.task, "data": [Path(d).name for d in args.data], "group_by": args.group_by,
               **{key: getattr(args, key) for key in RECIPE_OPTIONS}}
-    for arch, size in itertools.product(args.arch, args.sizes):
-        features = source_features(arch, size, sources, False, cache)
+    for arch, size, crop_pct in itertools.product(args.arch, args.sizes, args.crop_pcts):
+        features = source_features(arch, size, sources, False, cache, crop_pct)
         # log p(phone) as the prior reads it, over --phone-classes or its own classes.
         phone = imagenet_log_probabilities(arch, features)[:, list(args.phone_classes or PHONE_CLASSES)]
         phone = phone.logsumexp(dim=1).numpy()
-        flipped = source_features(arch, size, sources, True, cache) if need_flip else None
+        flipped = source_features(arch, size, sources, True, cache, crop_pct) if need_flip else None
         for inputs, prior in itertools.product(args.inputs, args.priors):
             x = head_inputs(arch, features, inputs)
             x_flipped = head_inputs(arch, flipped, inputs) if need_flip else None
             log_probabilities = [leave_one_out(x, x_flipped, phone, labels, groups, scored, args, prior or None,
                                                names.index("none") if "none" in names else 0, seed)
                                  for seed in args.seeds]
+            setting = {"arch": arch, "size": size, "crop_pct": crop_pct, "inputs": inputs, "prior": prior}
             for bias in args.clean_biases:
-                report({"arch": arch, "size": size, "inputs": inputs, "prior": prior, "clean_bias": bias, **recipe},
+                report({**setting, "clean_bias": bias, **recipe},
                        [figures(predict(lp, names, bias), labels, groups, scored, names) for lp in log_probabilities],
                        args.output)
             if len(args.clean_biases) > 1:
                 chosen = [smallest_bias_within(lp, labels, groups, scored, names, args.clean_biases,
                                                args.most_clean_damaged) for lp in log_probabilities]
-                report({"arch": arch, "size": size, "inputs": inputs, "prior": prior,
-                        "clean_bias": f"per source, the smallest grading at most {args.most_clean_damaged} of the "
-                                      "other sources' clean photos damaged", **recipe},
+                report({**setting, "clean_bias": f"per source, the smallest grading at most "
+                                                 f"{args.most_clean_damaged} of the other sources' clean photos "
+                                                 "damaged", **recipe},
                        [figures(p, labels, groups, scored, names) | {"clean_bias_picked": picks}
                         for p, picks in chosen], args.output)
 

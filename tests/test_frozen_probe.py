@@ -82,3 +82,17 @@ def test_the_probe_scores_every_source_and_reuses_its_features(side_data, tmp_pa
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in first)
     assert len(cached) == 2 and sorted(cache.iterdir()) == cached  # one file per folder, computed once
     assert again["runs"] == first[0]["runs"]  # same features and seed: the same figures
+
+
+def test_a_centre_crop_is_computed_and_cached_apart_from_the_whole_photo(side_data, tmp_path):
+    a, b = _grouped_side_folders(tmp_path, side_data)
+    probe = _probe_module()
+    output, cache = tmp_path / "probe.jsonl", tmp_path / "cache"
+    probe.main(["--task", "side", "--data", str(a), str(b), "--arch", "efficientnet_lite0", "--sizes", "32",
+                "--crop-pcts", "1.0", "0.75", "--epochs", "1", "--cache-dir", str(cache), "--output", str(output)])
+
+    assert [json.loads(line)["crop_pct"] for line in output.read_text().splitlines()] == [1.0, 0.75]
+    whole = sorted(p for p in cache.iterdir() if "crop" not in p.name)
+    cropped = sorted(p for p in cache.iterdir() if "crop0.75" in p.name)
+    assert len(whole) == len(cropped) == 2
+    assert not np.allclose(np.load(whole[0])["features"], np.load(cropped[0])["features"])
