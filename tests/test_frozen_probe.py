@@ -88,11 +88,14 @@ def test_a_centre_crop_is_computed_and_cached_apart_from_the_whole_photo(side_da
     a, b = _grouped_side_folders(tmp_path, side_data)
     probe = _probe_module()
     output, cache = tmp_path / "probe.jsonl", tmp_path / "cache"
-    probe.main(["--task", "side", "--data", str(a), str(b), "--arch", "efficientnet_lite0", "--sizes", "32",
-                "--crop-pcts", "1.0", "0.75", "--epochs", "1", "--cache-dir", str(cache), "--output", str(output)])
+    probe.main(["--task", "side", "--data", str(a), str(b), "--extra-train", f"{side_data / 'val' / 'front'}=front",
+                "--arch", "efficientnet_lite0", "--sizes", "32", "--crop-pcts", "1.0", "0.75", "--epochs", "1",
+                "--cache-dir", str(cache), "--output", str(output)])
 
-    assert [json.loads(line)["crop_pct"] for line in output.read_text().splitlines()] == [1.0, 0.75]
+    results = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["crop_pct"] for r in results] == [1.0, 0.75]
+    assert results[0]["extra_train"] == ["front=front"]  # the folder's name, not where it lies on this machine
     whole = sorted(p for p in cache.iterdir() if "crop" not in p.name)
     cropped = sorted(p for p in cache.iterdir() if "crop0.75" in p.name)
-    assert len(whole) == len(cropped) == 2
+    assert len(whole) == len(cropped) == 3  # two scored folders and the extra one
     assert not np.allclose(np.load(whole[0])["features"], np.load(cropped[0])["features"])
