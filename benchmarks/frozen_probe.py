@@ -251,7 +251,9 @@ def main(argv=None):
     cache = Path(args.cache_dir)
     recipe = {"task": args.task, "data": [Path(d).name for d in args.data], "group_by": args.group_by,
               **{key: getattr(args, key) for key in RECIPE_OPTIONS},
-              "extra_train": [Path(spec).name for spec in args.extra_train]}  # names, not this machine's paths
+              "extra_train": [Path(spec).name for spec in args.extra_train],  # names, not this machine's paths
+              # the classes the prior counted, also when they were the default then
+              "phone_classes": list(args.phone_classes or PHONE_CLASSES) if any(args.priors) else None}
     for arch, size, crop_pct in itertools.product(args.arch, args.sizes, args.crop_pcts):
         features = source_features(arch, size, sources, False, cache, crop_pct)
         # log p(phone) as the prior reads it, over --phone-classes or its own classes.
