@@ -38,8 +38,8 @@ from phonegrade.models.registry import default_preprocessing, parse_arch
 from phonegrade.transforms import eval_transform
 
 # The options that shape a recipe, recorded with its figures.
-RECIPE_OPTIONS = ("phone_classes", "epochs", "lr", "weight_decay", "gamma", "class_weights", "heads", "flip_train",
-                  "flip_test", "prior_in_training", "extra_train", "seeds")
+RECIPE_OPTIONS = ("epochs", "lr", "weight_decay", "gamma", "class_weights", "heads", "flip_train",
+                  "flip_test", "prior_in_training", "seeds")
 
 
 def pooled_features(arch: str, size: int, samples, flip: bool, cache: Path, crop_pct: float = 1.0) -> np.ndarray:
@@ -249,15 +249,16 @@ def main(argv=None):
     scored = np.arange(len(everything)) < len(samples)
     need_flip = args.flip_train or args.flip_test
     cache = Path(args.cache_dir)
+    phone_classes = list(args.phone_classes or PHONE_CLASSES)
     recipe = {"task": args.task, "data": [Path(d).name for d in args.data], "group_by": args.group_by,
               **{key: getattr(args, key) for key in RECIPE_OPTIONS},
               "extra_train": [Path(spec).name for spec in args.extra_train],  # names, not this machine's paths
               # the classes the prior counted, also when they were the default then
-              "phone_classes": list(args.phone_classes or PHONE_CLASSES) if any(args.priors) else None}
+              "phone_classes": phone_classes if any(args.priors) else None}
     for arch, size, crop_pct in itertools.product(args.arch, args.sizes, args.crop_pcts):
         features = source_features(arch, size, sources, False, cache, crop_pct)
         # log p(phone) as the prior reads it, over --phone-classes or its own classes.
-        phone = imagenet_log_probabilities(arch, features)[:, list(args.phone_classes or PHONE_CLASSES)]
+        phone = imagenet_log_probabilities(arch, features)[:, phone_classes]
         phone = phone.logsumexp(dim=1).numpy()
         flipped = source_features(arch, size, sources, True, cache, crop_pct) if need_flip else None
         for inputs, prior in itertools.product(args.inputs, args.priors):
