@@ -19,7 +19,7 @@ from PIL import Image
 
 from .config import ModelConfig
 from .errors import DataError, ImageLoadError
-from .hub import resolve_dataset_revision
+from .hub import looks_like_local_path, resolve_dataset_revision
 from .images import IMAGE_EXTENSIONS, load_image
 from .labels import canonical_label, labels_for_task
 from .transforms import decode_side, load_photo, photo_tensor
@@ -385,6 +385,8 @@ def load_splits(data: str | os.PathLike | Sequence[str], task: str, val_fraction
         revision = None  # a local copy: no commit to record
     elif path.exists():
         raise DataError(f"{data}: expected a folder, not a file")
+    elif looks_like_local_path(data):
+        raise DataError(f"{data}: no such folder")
     else:
         revision = resolve_dataset_revision(str(data), revision)
         try:

@@ -3,6 +3,7 @@ folders, the commit a dataset repo is read at, and names for configs and cards t
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -23,17 +24,37 @@ def display_name(source: str | os.PathLike) -> str:
     return path.resolve().name if path.exists() else str(source)
 
 
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What a Hub call raises when the Hub is down or cannot be reached: huggingface_hub's HTTP errors, OSError, and
+    its HTTP client's transport errors (a refused or timed-out connection), which huggingface_hub passes on as they
+    are: httpx's in huggingface_hub 1.x, httpx2's in 2.x."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: list[type[BaseException]] = [HfHubHTTPError, OSError]
+    for client in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(client).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+def looks_like_local_path(source: str | os.PathLike) -> bool:
+    """True for a name that can only be a local path (./x, /x, a/b/c), never a Hub repo id (user/name)."""
+    return str(source).startswith((".", "/")) or str(source).count("/") > 1
+
+
 def resolve_dataset_revision(repo_id: str, revision: str | None = None) -> str:
     """The commit a Hub dataset repo's `revision` (default: its main branch) points at now, so that what is
     read, and recorded, is one fixed version."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.errors import RepositoryNotFoundError
 
     try:
         return HfApi().dataset_info(repo_id, revision=revision).sha
     except RepositoryNotFoundError as err:
         raise DataError(f"{repo_id}: no such dataset repo on the Hub (or no access)") from err
-    except (HfHubHTTPError, OSError) as err:
+    except network_errors() as err:
         raise DataError(f"could not reach the Hub for dataset {repo_id} ({err.__class__.__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else ''}); check the network or HF_ENDPOINT, or "
                          f"use a local copy") from err
@@ -46,17 +67,17 @@ def snapshot_folder(repo_or_dir: str | os.PathLike, revision: str | None, token:
     path = Path(repo_or_dir)
     if path.is_dir():
         return path, None
-    if path.exists() or str(repo_or_dir).startswith((".", "/")) or str(repo_or_dir).count("/") > 1:
+    if path.exists() or looks_like_local_path(repo_or_dir):
         raise ModelLoadError(f"{repo_or_dir}: not a model folder, and not a Hub repo id (user/name)")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
         folder = snapshot_download(str(repo_or_dir), revision=revision, token=token, cache_dir=cache_dir,
                                    allow_patterns=[WEIGHTS_NAME, CONFIG_NAME, CARD_NAME], library_name="phonegrade")
     except RepositoryNotFoundError as err:
         raise ModelLoadError(f"{repo_or_dir}: no such model repo on {_endpoint()} (or no access)") from err
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+    except (LocalEntryNotFoundError, *network_errors()) as err:
         raise ModelLoadError(f"could not download {repo_or_dir} from {_endpoint()}: {err}. Check the network "
                              f"(or HF_ENDPOINT), or pass a local model folder.") from err
     # The snapshot folder is named after the commit its files came from: exact, and known offline too.
@@ -74,13 +95,12 @@ def check_may_push(repo_id: str, replace: bool = False, token: str | None = None
     """Refuse (ConfigError) to push to a Hub repo that already holds a model, unless `replace`: a new model should
     pass `phonegrade promote` (or the user say --force) before it replaces the one people use."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     if replace:
         return
     try:
         holds = HfApi(token=token).file_exists(repo_id, WEIGHTS_NAME, repo_type="model")
-    except (HfHubHTTPError, OSError) as err:
+    except network_errors() as err:
         raise ModelLoadError(f"could not reach the Hub to check {repo_id} ({err.__class__.__name__}); check the "
                              f"network or HF_ENDPOINT") from err
     if holds:

@@ -9,11 +9,12 @@ from PIL import Image
 
 from phonegrade import PhoneGradeClassifier
 from phonegrade.corrections import CorrectionStore, HubPusher, Prediction, load_correction_rows
-from phonegrade.errors import ModelLoadError
+from phonegrade.data import load_splits
+from phonegrade.errors import DataError, ModelLoadError
 from phonegrade.hub import push_model_folder
 
 from .conftest import run_train
-from .hub_server import HubServer
+from .hub_server import HubServer, free_port, patch_clients
 
 
 @pytest.fixture
@@ -89,6 +90,19 @@ def test_missing_repo_and_unreachable_hub_are_clear_errors(hub):
     hub.set_offline(True)
     with pytest.raises(ModelLoadError, match="could not download user/absent"):
         PhoneGradeClassifier.from_pretrained("user/absent")
+
+
+def test_a_dataset_id_on_an_unreachable_hub_is_a_clear_error(tmp_path):
+    # A refused connection is the client library's own error, not one of huggingface_hub's.
+    with patch_clients(f"http://127.0.0.1:{free_port()}", hf_home=tmp_path / "hf-home"), \
+            pytest.raises(DataError, match="could not reach the Hub for dataset user/photos"):
+        load_splits("user/photos", "side")
+
+
+def test_a_missing_nested_folder_is_not_looked_up_on_the_hub(tmp_path):
+    with patch_clients(f"http://127.0.0.1:{free_port()}", hf_home=tmp_path / "hf-home"), \
+            pytest.raises(DataError, match="runs/renders/seed7: no such folder"):
+        load_splits("runs/renders/seed7", "side")
 
 
 def _store_with_records(root, n=3):
