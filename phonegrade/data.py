@@ -388,7 +388,10 @@ def load_splits(data: str | os.PathLike | Sequence[str], task: str, val_fraction
     elif looks_like_local_path(data):
         raise DataError(f"{data}: no such folder")
     else:
-        revision = resolve_dataset_revision(str(data), revision)
+        try:
+            revision = resolve_dataset_revision(str(data), revision)
+        except DataError as err:  # say that it was looked for here first: it may be a mistyped folder
+            raise DataError(f"{data}: no such local folder, and as a Hub dataset id: {err}") from err
         try:
             loaded = datasets.load_dataset(str(data), revision=revision)
         except Exception as err:  # noqa: BLE001 - the Hub raises many types; the message is what matters

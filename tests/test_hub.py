@@ -94,8 +94,9 @@ def test_missing_repo_and_unreachable_hub_are_clear_errors(hub):
 
 def test_a_dataset_id_on_an_unreachable_hub_is_a_clear_error(tmp_path):
     # A refused connection is the client library's own error, not one of huggingface_hub's.
+    message = "user/photos: no such local folder, and as a Hub dataset id: could not reach the Hub"
     with patch_clients(f"http://127.0.0.1:{free_port()}", hf_home=tmp_path / "hf-home"), \
-            pytest.raises(DataError, match="could not reach the Hub for dataset user/photos"):
+            pytest.raises(DataError, match=message):
         load_splits("user/photos", "side")
 
 
