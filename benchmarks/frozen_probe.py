@@ -180,13 +180,14 @@ def smallest_bias_within(log_probabilities, labels, groups, scored, names, biase
     return chosen, picks
 
 
-def figures(predictions, labels, groups, scored, names) -> dict:
-    """Accuracy, recall per class and accuracy per group over the scored photos; for scratch also damaged vs clean
-    and the share of clean photos graded damaged."""
-    p, y, g = predictions[scored], labels[scored], groups[scored]
+def figures(predictions, labels, groups, scored, names, kinds) -> dict:
+    """Accuracy, recall per class and accuracy per group and per kind (labels.csv's `kind`) over the scored photos;
+    for scratch also damaged vs clean and the share of clean photos graded damaged."""
+    p, y, g, k = predictions[scored], labels[scored], groups[scored], kinds[scored]
     out = {"accuracy": round(float((p == y).mean()), 4),
            "recall": {n: round(float((p[y == i] == i).mean()), 4) for i, n in enumerate(names) if (y == i).any()},
-           "per_group": {group: round(float((p[g == group] == y[g == group]).mean()), 4) for group in sorted(set(g))}}
+           "per_group": {group: round(float((p[g == group] == y[g == group]).mean()), 4) for group in sorted(set(g))},
+           "per_kind": {kind: round(float((p[k == kind] == y[k == kind]).mean()), 4) for kind in sorted(set(k))}}
     if "no_scratch" in names:
         clean = names.index("no_scratch")
         out["damaged_vs_clean"] = round(float(((p == clean) == (y == clean)).mean()), 4)
@@ -238,6 +239,7 @@ def main(argv=None):
     scored_splits, origins = load_all(args.data, args.task)
     samples = list(scored_splits.train)
     groups = read_label_column(samples, origins, args.group_by)
+    kinds = read_label_column(samples, origins, "kind", required=False)
     extras = [extra_training_samples(spec, args.task)[0] for spec in args.extra_train]
     everything = samples + [s for found in extras for s in found]
     by_folder = [[s for s, o in zip(samples, origins, strict=True) if o == folder] for folder in dict.fromkeys(origins)]
@@ -245,6 +247,7 @@ def main(argv=None):
     if [s.key for part in sources for s in part] != [s.key for s in everything]:
         raise RuntimeError("the photos of several folders are not listed folder by folder")
     groups = np.array(groups + ["(extra training)"] * (len(everything) - len(samples)))
+    kinds = np.array(kinds + ["(extra training)"] * (len(everything) - len(samples)))
     labels = np.array([s.label for s in everything])
     scored = np.arange(len(everything)) < len(samples)
     need_flip = args.flip_train or args.flip_test
@@ -270,7 +273,8 @@ def main(argv=None):
             setting = {"arch": arch, "size": size, "crop_pct": crop_pct, "inputs": inputs, "prior": prior}
             for bias in args.clean_biases:
                 report({**setting, "clean_bias": bias, **recipe},
-                       [figures(predict(lp, names, bias), labels, groups, scored, names) for lp in log_probabilities],
+                       [figures(predict(lp, names, bias), labels, groups, scored, names, kinds)
+                        for lp in log_probabilities],
                        args.output)
             if len(args.clean_biases) > 1:
                 chosen = [smallest_bias_within(lp, labels, groups, scored, names, args.clean_biases,
@@ -278,7 +282,7 @@ def main(argv=None):
                 report({**setting, "clean_bias": f"per source, the smallest grading at most "
                                                  f"{args.most_clean_damaged} of the other sources' clean photos "
                                                  "damaged", **recipe},
-                       [figures(p, labels, groups, scored, names) | {"clean_bias_picked": picks}
+                       [figures(p, labels, groups, scored, names, kinds) | {"clean_bias_picked": picks}
                         for p, picks in chosen], args.output)
 
 

@@ -80,6 +80,7 @@ def test_the_probe_scores_every_source_and_reuses_its_features(side_data, tmp_pa
     assert [r["prior"] for r in first] == [0.0, 0.1]
     assert first[1]["phone_classes"] == [487, 605]  # what the prior counted, recorded though it was the default
     assert set(first[0]["runs"][0]["per_group"]) == {"phones", "objects", "b"}
+    assert set(first[0]["runs"][0]["per_kind"]) == {"front_kind", "back_kind", "none_kind", "b"}
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in first)
     assert len(cached) == 2 and sorted(cache.iterdir()) == cached  # one file per folder, computed once
     assert again["runs"] == first[0]["runs"]  # same features and seed: the same figures
