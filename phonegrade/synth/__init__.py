@@ -27,19 +27,13 @@ from PIL import Image
 from phonegrade.labels import labels_for_task
 
 from .draw import _pick
-from .hands import _in_hand
 from .lookalikes import _LOOKALIKES
 from .phones import _phone_back, _phone_front
 from .scene import _photograph
 from .scratches import _scratches
-from .screens import _dust, _glare, _screen_off
+from .screens import _dust, _glare
 
 _MIN_SIZE = 16
-
-# Shares of side renders showing a phone held in a hand, and a front with its screen switched off: both common in
-# photos people take, and absent from a desk-only rendering.
-_IN_HAND_SHARE = 0.35
-_SCREEN_OFF_SHARE = 0.15
 
 # Order fixes the task index that goes into every image's seed; append, never reorder.
 _TASK_ORDER = ("side", "scratch")
@@ -65,8 +59,6 @@ def render_side(label: str, size: int, rng: np.random.Generator) -> Image.Image:
         dark = rng.random() < 0.35
 
         def screen_fx(screen):
-            if rng.random() < _SCREEN_OFF_SHARE:
-                return _screen_off(rng, screen)
             return _glare(rng, screen) if rng.random() < 0.3 else screen
 
         draw = functools.partial(_phone_front, dark=dark, screen_fx=screen_fx)
@@ -74,8 +66,6 @@ def render_side(label: str, size: int, rng: np.random.Generator) -> Image.Image:
         draw = _phone_back
     else:
         draw = _pick(rng, _LOOKALIKES)
-    if label != "none" and rng.random() < _IN_HAND_SHARE:
-        draw = functools.partial(_in_hand, draw_phone=draw)
     return _photograph(rng, size, draw, max_rotation=30, scale_range=(0.45, 0.85), warp_prob=0.3, warp_max=0.15)
 
 

@@ -12,7 +12,6 @@ from .draw import (
     _RIM_COLORS,
     _circle,
     _gray,
-    _hue_color,
     _jitter,
     _linear_gradient,
     _luminance,
@@ -29,9 +28,6 @@ from .draw import (
 from .screens import _PHONE_SCREENS
 
 # --------------------------------------------------------------------------- objects
-
-# Share of phone backs drawn in a case (a plain, a printed or a clear one): many phones people photograph are.
-_CASE_SHARE = 0.4
 
 def _phone_front(rng, height, dark, screen_fx=None):
     """Front of a phone: metal rim, dark bezel, bright UI screen, notch / punch hole / home button."""
@@ -103,13 +99,10 @@ def _phone_back(rng, height):
     aspect = _uniform(rng, 1.95, 2.2)
     h = int(round(height))
     w = int(round(height / aspect))
-    case = _pick(rng, ("solid", "printed", "clear")) if rng.random() < _CASE_SHARE else None
     base = _jitter(rng, _pick(rng, _BACK_COLORS), 14)
-    finish = "matte" if case in ("solid", "printed") else _pick(rng, ("matte", "metallic", "glossy"))
+    finish = _pick(rng, ("matte", "metallic", "glossy"))
     spread = _uniform(rng, 0.04, 0.12) if finish == "matte" else _uniform(rng, 0.1, 0.22)
     panel = _linear_gradient(w, h, _shade(base, 1 + spread), _shade(base, 1 - spread), _uniform(rng, 0, 2 * math.pi))
-    if case == "printed":
-        panel += _case_print(rng, w, h) - np.asarray(base, np.float32)
     if finish == "metallic":  # brushed metal: faint streaks along one axis
         panel += rng.normal(0, _uniform(rng, 2, 6), (1, w, 1)).astype(np.float32)
     elif finish == "glossy":
@@ -120,43 +113,14 @@ def _phone_back(rng, height):
     radius = w * _uniform(rng, 0.1, 0.16)
     sprite.shape("rounded_rect", (0, 0, w - 1, h - 1), radius, fill=_shade(base, 0.7))
     panel_mask = Image.new("L", (w, h), 0)
-    edge = max(1.0, (0.03 if case in ("solid", "printed") else 0.012) * w)
+    edge = max(1.0, 0.012 * w)
     _rounded_rect(ImageDraw.Draw(panel_mask), (edge, edge, w - 1 - edge, h - 1 - edge), radius - edge, fill=255)
     sprite.paste(_to_image(panel), (0, 0), panel_mask)
     draw = sprite.draw
 
     _camera_island(rng, draw, w, h, base, edge)
-    if case in (None, "clear") or rng.random() < 0.3:
-        _logo(rng, draw, w, h, base, panel)
-    if case == "clear":  # a frosted bumper round the edge, thicker at the corners, over a faintly milky panel
-        milk = int(rng.integers(15, 50))
-        _rounded_rect(draw, (0, 0, w - 1, h - 1), radius, fill=(235, 238, 240, milk))
-        band = max(1, round(w * _uniform(rng, 0.03, 0.05)))
-        _rounded_rect(draw, (0, 0, w - 1, h - 1), radius, outline=(225, 230, 235, int(rng.integers(120, 200))), width=band)
-        for cx, cy in ((radius, radius), (w - radius, radius), (radius, h - radius), (w - radius, h - radius)):
-            _circle(draw, cx + (band if cx < w / 2 else -band) * 0.3, cy + (band if cy < h / 2 else -band) * 0.3,
-                    band * 1.4, fill=(220, 225, 232, 90))
+    _logo(rng, draw, w, h, base, panel)
     return sprite.image()
-
-
-def _case_print(rng, w, h):
-    """A printed case's picture: bold shapes in several colours on a light ground (stickers, fruit, doodles)."""
-    ground = _hue_color(rng, (0.0, 0.4), (0.8, 1.0))
-    image = Image.new("RGB", (w, h), ground)
-    draw = ImageDraw.Draw(image)
-    for _ in range(int(rng.integers(4, 14))):
-        color = _hue_color(rng, (0.4, 1.0), (0.3, 1.0))
-        cx, cy, r = rng.random() * w, rng.random() * h, w * _uniform(rng, 0.06, 0.3)
-        kind = _pick(rng, ("circle", "ellipse", "square", "band"))
-        if kind == "circle":
-            _circle(draw, cx, cy, r, fill=color)
-        elif kind == "ellipse":
-            draw.ellipse((cx - r, cy - r * _uniform(rng, 0.4, 0.9), cx + r, cy + r * _uniform(rng, 0.4, 0.9)), fill=color)
-        elif kind == "square":
-            _rounded_rect(draw, (cx - r, cy - r, cx + r, cy + r), r * _uniform(rng, 0.0, 0.5), fill=color)
-        else:
-            draw.line(((0, cy), (w, cy + _uniform(rng, -0.3, 0.3) * h)), fill=color, width=max(1, round(r * 0.4)))
-    return np.asarray(image, np.float32)
 
 
 def _camera_island(rng, draw, w, h, base, edge):

@@ -296,14 +296,6 @@ def _glare(rng, screen):
     return _to_image(a)
 
 
-def _screen_off(rng, screen):
-    """A switched-off screen: near-black glass with the room's light reflected across it."""
-    w, h = screen.size
-    dark = _gray(_uniform(rng, 6, 28))
-    lit = _mix(dark, _gray(_uniform(rng, 60, 140)), _uniform(rng, 0.3, 1.0))
-    return _glare(rng, _to_image(_linear_gradient(w, h, dark, lit, _uniform(rng, 0, 2 * math.pi))))
-
-
 def _dust(rng, screen):
     """A few specks: small, round, unlike a scratch's thin line."""
     w, h = screen.size
