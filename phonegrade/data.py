@@ -385,6 +385,8 @@ def load_splits(data: str | os.PathLike | Sequence[str], task: str, val_fraction
         revision = None  # a local copy: no commit to record
     elif path.exists():
         raise DataError(f"{data}: expected a folder, not a file")
+    elif "=" in str(data):  # never in a Hub id: a DIR=LABEL whose folder is missing
+        raise DataError(f"{str(data).rpartition('=')[0]}: no such folder (in {data}, read as DIR=LABEL)")
     elif looks_like_local_path(data):
         raise DataError(f"{data}: no such folder")
     else:

@@ -48,10 +48,12 @@ def resolve_dataset_revision(repo_id: str, revision: str | None = None) -> str:
     """The commit a Hub dataset repo's `revision` (default: its main branch) points at now, so that what is
     read, and recorded, is one fixed version."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
 
     try:
         return HfApi().dataset_info(repo_id, revision=revision).sha
+    except HFValidationError as err:
+        raise DataError(f"{repo_id}: not a valid Hub dataset id ({str(err).splitlines()[0]})") from err
     except RepositoryNotFoundError as err:
         raise DataError(f"{repo_id}: no such dataset repo on the Hub (or no access)") from err
     except network_errors() as err:

@@ -305,3 +305,17 @@ def test_one_preprocessing_loads_a_photo_and_says_where_the_model_input_lies_in_
     left, top, right, bottom = Preprocessing(image_size=224, crop_pct=0.875).input_box((400, 300))
     assert (right - left, bottom - top) == pytest.approx((262.5, 262.5))
     assert (left + right) / 2 == pytest.approx(200) and (top + bottom) / 2 == pytest.approx(150)
+
+
+def test_a_missing_folder_in_dir_equals_label_names_the_folder(tmp_path):
+    from phonegrade.data import extra_training_samples
+
+    with pytest.raises(DataError, match=r"nope: no such folder \(in .*nope=front, read as DIR=LABEL\)"):
+        extra_training_samples(f"{tmp_path / 'runs' / 'nope'}=front", "side")
+    with pytest.raises(DataError, match="no such folder"):
+        extra_training_samples("runs/nope=front", "side")
+
+
+def test_a_name_that_is_no_folder_and_no_valid_hub_id_says_both():
+    with pytest.raises(DataError, match="bad name!: no such local folder, .* not a valid Hub dataset id"):
+        load_splits("bad name!", "side")
