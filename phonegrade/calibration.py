@@ -76,6 +76,17 @@ def calibration_report(rows: list[dict], labels: list[str], group: str | None = 
             "scaled_by_group": group is not None and len(names) > 1}
 
 
+def apply_clean_bias(net: nn.Module, labels: list[str] | tuple[str, ...], bias: float) -> None:
+    """Raise `no_scratch`'s logit by `bias`, in place, in the final linear layer's bias: the argmax then says damage
+    only where the trained head finds it e^bias times likelier than clean, and every copy of the weights (ONNX,
+    the browser page) does the same."""
+    last = net.head[-1]
+    if not isinstance(last, nn.Linear) or "no_scratch" not in labels or not math.isfinite(bias):
+        raise ValueError(f"cannot raise no_scratch by {bias} in a {type(last).__name__} over {list(labels)}")
+    with torch.no_grad():
+        last.bias[list(labels).index("no_scratch")] += bias
+
+
 def apply_temperature(net: nn.Module, temperature: float) -> None:
     """Divide the network's logits by `temperature`, in place: its final linear layer, and what a phone prior adds
     to them (models.prior)."""

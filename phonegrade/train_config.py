@@ -8,6 +8,7 @@ line from them.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -70,6 +71,10 @@ class TrainConfig:
     phone_classes: list[int] = option(
         help="with --phone-prior: the ImageNet class indices counted as a phone (default: cellular telephone 487, "
              "iPod 605)", factory=lambda: list(PHONE_CLASSES), metavar="CLASS")
+    clean_bias: float = option(
+        0.0, "scratch task: after training, raise `no_scratch`'s logit by B (folded into the final layer), so that a "
+             "photo is graded damaged only when the trained head finds damage e^B times likelier than clean: fewer "
+             "clean phones graded damaged, more damage missed (docs/models.md)", metavar="B")
     unfreeze_at: int | None = option(help="epoch (1-based) from which every block trains, at --backbone-lr-scale × lr")
     backbone_lr_scale: float = option(0.1, "learning-rate factor for frozen-then-unfrozen backbone blocks")
     epochs: int = option(30, "training epochs (fewer with early stopping)")
@@ -160,7 +165,7 @@ class TrainConfig:
     RECORDED = ("task", "arch", "epochs", "batch_size", "lr", "weight_decay", "image_size", "crop_pct", "gamma",
                 "class_weights", "scheduler", "patience", "val_fraction", "seed", "unfreeze_at", "backbone_lr_scale",
                 "mixed_precision", "augment", "no_augment", "cache_features", "keep", "mixup_alpha", "cutmix_alpha",
-                "ema_decay", "mirror_pad", "phone_prior", "phone_classes")
+                "ema_decay", "mirror_pad", "phone_prior", "phone_classes", "clean_bias")
 
     def __post_init__(self):
         # Options from a recipe file skip argparse's checks: the same ones, here.
@@ -174,6 +179,10 @@ class TrainConfig:
             check_phone_classes(self.phone_classes)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        if not math.isfinite(self.clean_bias):
+            raise ConfigError(f"clean_bias must be a finite number, got {self.clean_bias!r}")
+        if self.clean_bias and self.task != "scratch":
+            raise ConfigError("--clean-bias raises `no_scratch`: scratch task only")
 
     def resolved_weights(self) -> str:
         """The starting weights actually used: --init-from replaces them; by default ImageNet where the arch has

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .calibration import apply_temperature, calibration_report
+from .calibration import apply_clean_bias, apply_temperature, calibration_report
 from .classifier import PhoneGradeClassifier, save_weights
 from .config import ModelConfig
 from .corrections import load_correction_rows, merge_corrections
@@ -501,6 +501,8 @@ def final_evaluation(config: TrainConfig, accelerator, loop: Loop, model_cfg: Mo
     classifier = PhoneGradeClassifier(model_cfg)
     classifier.net.load_state_dict(load_file(str(checkpoints / BEST_WEIGHTS)) if config.keep == "best"
                                    else loop.kept_net.state_dict())
+    if config.clean_bias:  # part of the weights before they are scored: cross-validation's figures include it
+        apply_clean_bias(classifier.net, model_cfg.labels, config.clean_bias)
     classifier.to(accelerator.device).eval()
     y_true, y_pred = [], []
     with torch.no_grad():

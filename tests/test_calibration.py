@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from phonegrade.calibration import (
+    apply_clean_bias,
     apply_temperature,
     calibration_report,
     expected_calibration_error,
@@ -12,6 +13,8 @@ from phonegrade.calibration import (
     scale_probabilities,
 )
 from phonegrade.classifier import PhoneGradeClassifier
+from phonegrade.errors import ConfigError
+from phonegrade.train_config import TrainConfig
 
 from .conftest import run_train
 
@@ -92,3 +95,30 @@ def test_training_calibrates_from_a_crossval_run_and_records_it(side_data, tmp_p
     with torch.no_grad():  # the same seeded training; only the last layer is divided
         assert torch.allclose(calibrated(pixels) * calibration["temperature"], plain(pixels), atol=1e-4)
     assert "logits divided by" in (tmp_path / "calibrated" / "README.md").read_text()
+
+
+def test_a_clean_bias_raises_no_scratch_in_the_saved_weights_and_is_recorded(tmp_path):
+    from phonegrade.synth import write_synthetic_dataset
+
+    write_synthetic_dataset("scratch", tmp_path / "data", per_class=6, size=32, seed=2, progress=False)
+    common = ["--task", "scratch", "--arch", "wearnet", "--data", str(tmp_path / "data"), "--epochs", "1",
+              "--image-size", "32", "--workers", "0"]
+    run_train([*common, "--output-dir", str(tmp_path / "plain")])
+    run_train([*common, "--output-dir", str(tmp_path / "biased"), "--clean-bias", "1.5"])
+    plain, biased = (PhoneGradeClassifier.from_pretrained(tmp_path / name).eval() for name in ("plain", "biased"))
+    pixels = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():  # the same seeded training; only no_scratch's logit moves, by exactly the bias
+        shift = biased(pixels) - plain(pixels)
+    clean = biased.labels.index("no_scratch")
+    assert torch.allclose(shift[:, clean], torch.full((4,), 1.5), atol=1e-4)
+    assert torch.allclose(torch.cat([shift[:, :clean], shift[:, clean + 1:]], 1), torch.zeros(4, 2), atol=1e-4)
+    assert json.loads((tmp_path / "biased" / "config.json").read_text())["training"]["clean_bias"] == 1.5
+    assert "no_scratch`'s logit raised by 1.5" in (tmp_path / "biased" / "README.md").read_text()
+
+
+def test_a_clean_bias_is_refused_where_there_is_no_clean_class(trained_side_model):
+    with pytest.raises(ConfigError, match="scratch task only"):
+        TrainConfig(task="side", arch="wearnet", data=["x"], output_dir="y", clean_bias=1.0)
+    classifier = PhoneGradeClassifier.from_pretrained(trained_side_model)
+    with pytest.raises(ValueError, match="cannot raise no_scratch"):
+        apply_clean_bias(classifier.net, classifier.labels, 1.0)
