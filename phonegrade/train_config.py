@@ -179,7 +179,8 @@ class TrainConfig:
             check_phone_classes(self.phone_classes)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        if not math.isfinite(self.clean_bias):
+        if isinstance(self.clean_bias, bool) or not isinstance(self.clean_bias, (int, float)) \
+                or not math.isfinite(self.clean_bias):
             raise ConfigError(f"clean_bias must be a finite number, got {self.clean_bias!r}")
         if self.clean_bias and self.task != "scratch":
             raise ConfigError("--clean-bias raises `no_scratch`: scratch task only")

@@ -119,6 +119,9 @@ def test_a_clean_bias_raises_no_scratch_in_the_saved_weights_and_is_recorded(tmp
 def test_a_clean_bias_is_refused_where_there_is_no_clean_class(trained_side_model):
     with pytest.raises(ConfigError, match="scratch task only"):
         TrainConfig(task="side", arch="wearnet", data=["x"], output_dir="y", clean_bias=1.0)
+    for bad in ("1.0", float("nan"), True):  # a recipe file's value skips argparse's type check
+        with pytest.raises(ConfigError, match="clean_bias must be a finite number"):
+            TrainConfig(task="scratch", arch="wearnet", data=["x"], output_dir="y", clean_bias=bad)
     classifier = PhoneGradeClassifier.from_pretrained(trained_side_model)
     with pytest.raises(ValueError, match="cannot raise no_scratch"):
         apply_clean_bias(classifier.net, classifier.labels, 1.0)
