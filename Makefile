@@ -59,7 +59,10 @@ SCRATCH_FRONTS = $(filter-out $(SIDE_REAL),$(wildcard $(SCRATCH_REAL)))
 # Synthetic renders (`phonegrade synth`: phones from the front and back, look-alikes such as tablets, laptops,
 # monitors, consoles, remotes and cards) as extra training for the side model: 200 per class raised its accuracy on
 # photos of sources it never saw from 0.877 to 0.897 (docs/models.md). Made here, the same every time (fixed seed).
-SIDE_RENDERS = runs/side-renders-200-320px-seed7
+SIDE_RENDER_COUNT = 200
+SIDE_RENDER_SIZE = 320
+SIDE_RENDER_SEED = 7
+SIDE_RENDERS = runs/side-renders-$(SIDE_RENDER_COUNT)-$(SIDE_RENDER_SIZE)px-seed$(SIDE_RENDER_SEED)
 EXTRA_side = --extra-train $(addsuffix =front,$(SCRATCH_FRONTS)) $(SIDE_RENDERS)
 EXTRA_scratch =
 # Temperature scaling (`--calibrate-from runs/%-default-loso`) is left out: fitted on the leave-one-source-out run, it
@@ -105,7 +108,8 @@ data/models/%-default/model.safetensors: | $(VENV)/.installed
 	$(MAKE) default-model-$*
 
 $(SIDE_RENDERS): | $(VENV)/.installed
-	$(PY) -m phonegrade synth --task side --out $@ --per-class 200 --size 320 --seed 7
+	$(PY) -m phonegrade synth --task side --out $@ --per-class $(SIDE_RENDER_COUNT) --size $(SIDE_RENDER_SIZE) \
+	  --seed $(SIDE_RENDER_SEED)
 
 default-model-side: | $(SIDE_RENDERS)
 default-model-%: | $(VENV)/.installed
