@@ -65,12 +65,17 @@ def test_training_from_scratch_trains_all_blocks_by_default():
     assert model.frozen_blocks == 0
 
 
+@pytest.mark.parametrize("arch", ["wearnet", "efficientnet_lite0", "mobilenet_v2"])
+def test_weights_none_as_torchvision_spells_it_builds_from_scratch(arch):
+    assert create_model(arch, weights=None).frozen_blocks == 0
+
+
 def test_weights_from_a_local_safetensors_state_dict(tmp_path):
     import torchvision
 
     reference = torchvision.models.mobilenet_v2(weights=None)
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, tmp_path / "mnv2.safetensors")
-    model = create_model("mobilenet_v2", weights=str(tmp_path / "mnv2.safetensors"))
+    model = create_model("mobilenet_v2", weights=tmp_path / "mnv2.safetensors")  # a Path as well as a str
     assert torch.equal(model.blocks[0][0].weight, reference.features[0][0].weight)
     assert model.frozen_blocks > 0  # pretrained: the per-arch default freezes the early blocks
 

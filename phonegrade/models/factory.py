@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ..errors import ConfigError, PretrainedWeightsError
@@ -22,19 +24,21 @@ def has_pretrained_backbone(arch: str) -> bool:
     return parse_arch(arch).has_pretrained
 
 
-def create_model(arch: str, num_classes: int = 3, weights: str = "none",
+def create_model(arch: str, num_classes: int = 3, weights: str | os.PathLike | None = "none",
                  trainable_blocks: int | None = None, phone_prior: float | None = None,
                  none_index: int = 2, phone_classes: tuple[int, ...] | None = None) -> PhoneGradeNet:
     """Build a registered architecture (or a `timm:<name>` model).
 
-    weights: "none", "imagenet" or a state-dict path, applied to the pretrained backbone (WearNet always
-    starts from scratch). trainable_blocks: how many top blocks of the main trunk train; by default a
-    per-architecture number when starting from pretrained weights, and all blocks when starting from scratch.
+    weights: "none" (or None, as torchvision spells it), "imagenet" or a state-dict path, applied to the
+    pretrained backbone (WearNet always starts from scratch). trainable_blocks: how many top blocks of the main
+    trunk train; by default a per-architecture number when starting from pretrained weights, and all blocks when
+    starting from scratch.
     phone_prior: the threshold of a `PhonePrior` on label `none_index` over the ImageNet classes `phone_classes`
     (default models.prior.PHONE_CLASSES); EfficientNet-Lite only: its ImageNet classifier is loaded with weights
     "imagenet", and comes from the model's own weights file otherwise.
     """
     spec = parse_arch(arch)
+    weights = "none" if weights is None else os.fspath(weights)
     if spec.family == "wearnet":
         if weights != "none":
             raise PretrainedWeightsError("wearnet has no pretrained weights; use --weights none")
