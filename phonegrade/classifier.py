@@ -7,6 +7,7 @@ Weights are read from safetensors only: pickled checkpoints are refused, never u
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import threading
@@ -53,7 +54,8 @@ class PhoneGradeClassifier(nn.Module):
         self.net = member() if self.members == 1 else MeanProbabilityEnsemble([member() for _ in range(self.members)])
         self.transform = eval_transform(self.preprocessing)
         self.source: str | None = None  # where it was loaded from, for display
-        self.revision: str | None = None
+        self.revision: str | None = None  # the Hub commit it came from
+        self.folder: Path | None = None  # the folder its files were read from (a Hub model's: in the cache)
         self._folded: tuple[tuple, nn.Module] | None = None  # (weights fingerprint, folded copy of net)
         self._fold_lock = threading.Lock()
 
@@ -119,8 +121,17 @@ class PhoneGradeClassifier(nn.Module):
         except RuntimeError as err:
             raise ModelLoadError(f"{repo_or_dir}: weights do not fit config.json (arch {model.arch}, "
                                  f"{len(model.labels)} labels): {str(err).splitlines()[0]}") from err
-        model.source, model.revision = str(repo_or_dir), sha
+        model.source, model.revision, model.folder = str(repo_or_dir), sha, folder
         return model.to(device).eval()
+
+    def model_revision(self) -> str:
+        """The Hub commit it came from, or for a local folder the start of its weights' SHA-256 ("" if unsaved)."""
+        if self.revision:
+            return self.revision
+        weights = self.folder / WEIGHTS_NAME if self.folder is not None else None
+        if weights is None or not weights.is_file():
+            return ""
+        return "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
 
     @classmethod
     def from_members(cls, members: list[PhoneGradeClassifier], **changes) -> PhoneGradeClassifier:

@@ -6,7 +6,6 @@ correction. `phonegrade.demo` puts a Gradio page on it; nothing here imports Gra
 from __future__ import annotations
 
 import csv
-import hashlib
 import html
 import io
 import os
@@ -22,7 +21,6 @@ from .confidence import DEFAULT_ASK_MARGIN, unsure
 from .corrections import CorrectionStore, Prediction
 from .errors import ConfigError, CorrectionError, ImageLoadError
 from .explain import explanation_png
-from .hub import WEIGHTS_NAME
 from .images import IMAGE_EXTENSIONS, load_image
 from .labels import SCRATCH_LABELS, SIDE_LABELS
 from .quality import QualityReport, measure_quality
@@ -50,11 +48,7 @@ class LoadedModel:
 
 def load_model(repo_or_dir: str, revision: str | None = None) -> LoadedModel:
     classifier = PhoneGradeClassifier.from_pretrained(repo_or_dir, revision=revision)
-    if classifier.revision:
-        rev = classifier.revision
-    else:  # a local folder: identify the weights by their content
-        rev = "sha256:" + hashlib.sha256((Path(repo_or_dir) / WEIGHTS_NAME).read_bytes()).hexdigest()[:12]
-    return LoadedModel(classifier, display_id(repo_or_dir), rev)
+    return LoadedModel(classifier, display_id(repo_or_dir), classifier.model_revision())
 
 
 def display_id(repo_or_dir: str) -> str:

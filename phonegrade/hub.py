@@ -7,6 +7,7 @@ import importlib
 import os
 from pathlib import Path
 
+from .defaults import DEFAULT_MODEL_NAMES, default_model_folder
 from .errors import ConfigError, DataError, ModelLoadError
 
 WEIGHTS_NAME = "model.safetensors"
@@ -64,13 +65,18 @@ def resolve_dataset_revision(repo_id: str, revision: str | None = None) -> str:
 
 def snapshot_folder(repo_or_dir: str | os.PathLike, revision: str | None, token: str | bool | None,
                    cache_dir: str | None) -> tuple[Path, str | None]:
-    """The folder holding a model: a local folder as it is, or a snapshot of a Hub model repo's files (HF_ENDPOINT
+    """The folder holding a model: a local folder as it is, an embedded default by its name (side-default,
+    scratch-default) where no folder has that name, or a snapshot of a Hub model repo's files (HF_ENDPOINT
     honoured), with the commit they came from (None for a local folder)."""
     path = Path(repo_or_dir)
     if path.is_dir():
         return path, None
+    default = default_model_folder(repo_or_dir)
+    if default is not None:
+        return default, None
     if path.exists() or looks_like_local_path(repo_or_dir):
-        raise ModelLoadError(f"{repo_or_dir}: not a model folder, and not a Hub repo id (user/name)")
+        raise ModelLoadError(f"{repo_or_dir}: not a model folder, and not a Hub repo id (user/name) or the name of "
+                             f"an embedded default ({', '.join(DEFAULT_MODEL_NAMES)})")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 

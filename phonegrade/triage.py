@@ -19,7 +19,6 @@ scored or trained on: it is counted, not decided.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -35,7 +34,7 @@ from .corrections import content_hash, has_photo
 from .crossvalidation import read_crossval_run
 from .duplicates import NEAR_DUPLICATE_BITS, difference_hash, near_duplicate_groups
 from .errors import ConfigError, CorrectionError, ImageLoadError
-from .hub import WEIGHTS_NAME, display_name
+from .hub import display_name
 from .images import load_image
 
 TRIAGE_LOG = "triage.jsonl"
@@ -43,14 +42,6 @@ DECISIONS = ("accepted", "queued", "rejected")
 
 
 # ---------------------------------------------------------------- scores
-
-def model_revision(classifier) -> str:
-    """The commit a Hub model came from, or for a local folder the start of its weights' SHA-256."""
-    if classifier.revision:
-        return classifier.revision
-    weights = Path(classifier.source or "") / WEIGHTS_NAME
-    return "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()[:12] if weights.is_file() else ""
-
 
 def out_of_fold_probabilities(run: str | os.PathLike, task: str) -> dict[str, dict[str, float]]:
     """Pixel hash → out-of-fold probabilities (the mean over seeds) of the photos of a `phonegrade crossval` run.
@@ -139,7 +130,7 @@ def triage(rows: list[dict], task: str, classifier, out_of_fold: dict[str, dict[
             probabilities, source = out_of_fold[everything[i]["content_hash"]], "out_of_fold"
         top = max(probabilities, key=probabilities.get)
         scored[i] = ({k: round(v, 4) for k, v in probabilities.items()}, source, top)
-    model, revision, now = display_name(classifier.source or ""), model_revision(classifier), _now()
+    model, revision, now = display_name(classifier.source or ""), classifier.model_revision(), _now()
     lines = []
     for group, indices in members.items():
         undecided = [i for i in indices if i in scored]

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -7,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from phonegrade import PhoneGradeClassifier
+from phonegrade import DEFAULT_MODELS, PhoneGradeClassifier
 from phonegrade.errors import ImageLoadError, ModelLoadError
 
 
@@ -127,5 +128,21 @@ def test_corrupt_weights_file_is_a_clear_error(model_copy):
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(ModelLoadError, match="not a model folder"):
+    with pytest.raises(ModelLoadError, match="not a model folder.*side-default, scratch-default"):
         PhoneGradeClassifier.from_pretrained(tmp_path / "absent")
+
+
+def test_the_embedded_defaults_load_by_their_folder_names_from_anywhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for task in ("side", "scratch"):
+        model = PhoneGradeClassifier.from_pretrained(f"{task}-default")
+        weights = Path(DEFAULT_MODELS[task]) / "model.safetensors"
+        assert model.task == task and model.folder == Path(DEFAULT_MODELS[task])
+        assert model.model_revision() == "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+
+
+def test_a_local_folder_named_like_an_embedded_default_is_read_instead(model_copy, tmp_path, monkeypatch):
+    model_copy.rename(tmp_path / "scratch-default")  # a side model, under the scratch default's name
+    monkeypatch.chdir(tmp_path)
+    model = PhoneGradeClassifier.from_pretrained("scratch-default")
+    assert model.task == "side" and model.folder == Path("scratch-default")

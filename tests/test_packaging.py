@@ -30,6 +30,8 @@ INSTALLED_USE = textwrap.dedent("""
     from importlib.resources import files
     assert all((files("phonegrade.site") / name).is_file() for name in ("index.html", "grade.js", "preprocess.js"))
     side, scratch = load_model(DEFAULT_MODELS["side"]), load_model(DEFAULT_MODELS["scratch"])
+    example = sorted(Path(EXAMPLES_DIR).glob("*.png"))[0]
+    assert cli_main(["predict", "--model", "scratch-default", str(example), "--no-progress"]) == 0  # by its name
     assert (side.classifier.task, scratch.classifier.task) == ("side", "scratch")
     store = CorrectionStore("corrections").ensure()  # writes the dataset card from the installed template
     assert Path("corrections/README.md").read_text().startswith("---")

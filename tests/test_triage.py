@@ -59,6 +59,9 @@ class FixedModel:
     def predict(self, images):
         return [self.probabilities[content_hash(image)] for image in images]
 
+    def model_revision(self):
+        return self.revision
+
 
 def _sure(label: str, p: float = 0.95) -> dict[str, float]:
     rest = (1 - p) / 2

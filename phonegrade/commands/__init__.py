@@ -22,6 +22,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+# How --model is described wherever a trained model is read.
+MODEL_HELP = "model folder, Hub model id, or side-default / scratch-default (the embedded models)"
+
+
 def _arch_option(value: str) -> str:
     try:
         return check_arch(value)

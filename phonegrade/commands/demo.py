@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from .. import DEFAULT_MODELS, EXAMPLES_DIR
 from ..confidence import DEFAULT_ASK_MARGIN
 from ..corrections import CorrectionStore, HubPusher, bound_hub_requests
+from ..defaults import DEFAULT_MODELS, EXAMPLES_DIR
 from ..demo import DEFAULT_CONCURRENCY, build_demo, launch
 from ..errors import ConfigError, ModelLoadError
 from ..grading import (

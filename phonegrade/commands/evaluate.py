@@ -15,7 +15,7 @@ from ..classifier import PhoneGradeClassifier
 from ..data import model_validation_split
 from ..inference import evaluate_samples
 from ..metrics import compute_metrics, format_report, write_metrics
-from . import HelpFormatter
+from . import MODEL_HELP, HelpFormatter
 
 
 def register(subparsers) -> None:
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         help="accuracy, confusion matrix and per-class report of a model on data",
         description="Score a model on labelled photos: accuracy, macro F1, confusion matrix, per-class "
                     "precision/recall/F1 (scikit-learn); writes metrics.json and confusion_matrix.png.")
-    parser.add_argument("--model", required=True, help="model folder or Hub model id")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--data", required=True,
                         help="imagefolder, `datasets` folder on disk, or Hub dataset id (same forms as training)")
     parser.add_argument("--split", choices=("val", "train", "all"), default="val",

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..classifier import PhoneGradeClassifier
 from ..exporting import FORMATS, SUFFIXES, ExportedClassifier, export, labelled_images
 from ..inference import compare
-from . import HelpFormatter
+from . import MODEL_HELP, HelpFormatter
 
 
 def register(subparsers) -> None:
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         description="Write an ONNX or TorchScript copy of a model (fp32, or ONNX int8 with --int8), then compare "
                     "it with the original on images and print top-1 agreement and the largest probability "
                     "difference.")
-    parser.add_argument("--model", required=True, help="model folder or Hub model id")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--format", choices=FORMATS, required=True, help="onnx (ONNX Runtime) or torchscript")
     parser.add_argument("--int8", action="store_true", help="static int8 quantisation, calibrated on images (ONNX)")
     parser.add_argument("--output", help="file to write (default: MODEL/model[.int8].onnx or "

@@ -26,7 +26,7 @@ from ..exporting import ExportedClassifier, is_exported_file
 from ..images import IMAGE_EXTENSIONS
 from ..inference import ImageSource, iter_probabilities
 from ..utils import accelerate_on_cpu
-from . import HelpFormatter
+from . import MODEL_HELP, HelpFormatter
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
@@ -112,7 +112,7 @@ def register(subparsers) -> None:
         description="Per-class probabilities, in batches; `accelerate launch -m phonegrade.cli predict ...` splits "
                     "the images across processes.")
     parser.add_argument("--model", required=True,
-                        help="model folder, Hub model id, or a .onnx / .torchscript.pt file from `phonegrade export`")
+                        help=f"{MODEL_HELP}; or a .onnx / .torchscript.pt file from `phonegrade export`")
     parser.add_argument("images", nargs="+",
                         help="image files, folders of images, or `datasets` folders saved with save_to_disk")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")

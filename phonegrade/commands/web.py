@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from .. import DEFAULT_MODELS
 from ..classifier import PhoneGradeClassifier
 from ..confidence import DEFAULT_ASK_MARGIN
+from ..defaults import DEFAULT_MODELS
 from ..web import ORT_VERSION, build_site
 from . import HelpFormatter
 
