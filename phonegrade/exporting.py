@@ -83,9 +83,10 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, calibration: torch.Tensor, b
             return None if batch is None else {INPUT_NAME: batch.contiguous().numpy()}
 
     with tempfile.TemporaryDirectory() as tmp:
-        # Shape inference and graph clean-up first, as ONNX Runtime's quantiser asks.
+        # Shape inference and graph clean-up first, as ONNX Runtime's quantiser asks. ONNX's own shape inference:
+        # ONNX Runtime's symbolic one fails on the phone prior's ReduceLogSumExp (and adds nothing for a CNN).
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared))
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         first_conv = next(node.name for node in onnx.load(str(prepared)).graph.node if node.op_type == "Conv")
         quantize_static(str(prepared), str(int8_path), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,

@@ -74,6 +74,23 @@ def test_export_round_trip_agrees_with_the_original(which, fmt, int8, trained_si
     assert (exported - exported[0]).abs().max() > 0.01  # the export responds to its input
 
 
+def test_a_side_model_with_the_phone_prior_exports_to_int8_onnx_with_the_prior_in_it(side_data, tmp_path,
+                                                                                      capsys):
+    # The side default's graph: ImageNet's log-softmax, the phone classes' log-sum-exp, the boost on `none`.
+    torch.manual_seed(0)
+    classifier = PhoneGradeClassifier({"task": "side", "arch": "efficientnet_lite0", "image_size": 64,
+                                       "labels": ["front", "back", "none"], "phone_prior": 0.05})
+    classifier.save_pretrained(tmp_path / "prior-model")
+    output = tmp_path / "model.int8.onnx"
+    assert cli_main(["export", "--model", str(tmp_path / "prior-model"), "--format", "onnx", "--int8", "--output",
+                     str(output), "--data", str(side_data), "--min-agreement", "0"]) == 0
+    assert f"wrote {output}" in capsys.readouterr().out
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(output)).graph.node}
+    assert {"ReduceLogSumExp", "Relu", "QuantizeLinear"} <= ops
+
+
 def test_int8_is_onnx_only_and_torchscript_int8_is_refused_clearly(trained_side_model, tmp_path, capsys):
     output = tmp_path / "model.int8.torchscript.pt"
     assert cli_main(["export", "--model", str(trained_side_model), "--format", "torchscript", "--int8", "--output",
