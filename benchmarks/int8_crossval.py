@@ -1,7 +1,7 @@
 """int8 ONNX against fp32 on real photos, by cross-validation: every photo is graded by a fold model that did not
 train on it, once in fp32 and once as that fold model's int8 ONNX export (calibrated on the fold's training photos).
 
-    .venv/bin/python benchmarks/int8_crossval.py --crossval runs/side-cv --data ../shared/data/side-real-dev
+    .venv/bin/python benchmarks/int8_crossval.py --crossval runs/side-cv --data ../shared/data/side-real-dev [MORE]
 
 --crossval is the output folder of `phonegrade crossval` (its fold-*/ model folders). Prints pooled accuracy of
 both, their top-1 agreement and the difference in points (target: int8 within 1 point of fp32); the last line
@@ -32,7 +32,7 @@ def pixels_and_labels(classifier, samples) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.inference_mode()
-def grade_fold(folder: Path, data: str, calibration_images: int, work: Path) -> dict:
+def grade_fold(folder: Path, data: list[str], calibration_images: int, work: Path) -> dict:
     classifier = PhoneGradeClassifier.from_pretrained(folder)
     splits = model_validation_split(classifier.config, data)
     step = max(1, len(splits.train) // calibration_images)
@@ -49,7 +49,7 @@ def grade_fold(folder: Path, data: str, calibration_images: int, work: Path) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--crossval", required=True, help="output folder of `phonegrade crossval`")
-    parser.add_argument("--data", required=True, help="the data the crossval run was made on")
+    parser.add_argument("--data", nargs="+", required=True, help="the data folders the crossval run was made on")
     parser.add_argument("--calibration-images", type=int, default=100, help="training photos per fold for int8")
     args = parser.parse_args()
     started, load_before = time.time(), load_average()
@@ -65,7 +65,8 @@ def main() -> None:
     points = round(100 * (int8 - fp32), 2)
     print(f"{len(folds)} fold models, {images} held-out photos: accuracy fp32 {fp32:.4f}, int8 ONNX {int8:.4f} "
           f"({points:+.2f} points), top-1 agreement {100 * agreement:.1f}%")
-    print(json.dumps({"benchmark": "int8_crossval", "settings": vars(args), "folds": results, "images": images,
+    settings = {**vars(args), "crossval": Path(args.crossval).name, "data": [Path(d).name for d in args.data]}
+    print(json.dumps({"benchmark": "int8_crossval", "settings": settings, "folds": results, "images": images,
                       "fp32_accuracy": round(fp32, 4), "int8_accuracy": round(int8, 4),
                       "top1_agreement": round(agreement, 4), "int8_minus_fp32_points": points,
                       "targets": {f"int8_within_{TARGET_POINTS:g}_point": abs(points) <= TARGET_POINTS},
