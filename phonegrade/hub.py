@@ -7,7 +7,7 @@ import importlib
 import os
 from pathlib import Path
 
-from .defaults import DEFAULT_MODEL_NAMES, default_model_folder
+from .defaults import DEFAULT_MODEL_FOLDERS
 from .errors import ConfigError, DataError, ModelLoadError
 
 WEIGHTS_NAME = "model.safetensors"
@@ -71,12 +71,12 @@ def snapshot_folder(repo_or_dir: str | os.PathLike, revision: str | None, token:
     path = Path(repo_or_dir)
     if path.is_dir():
         return path, None
-    default = default_model_folder(repo_or_dir)
+    default = DEFAULT_MODEL_FOLDERS.get(str(repo_or_dir))
     if default is not None:
         return default, None
     if path.exists() or looks_like_local_path(repo_or_dir):
         raise ModelLoadError(f"{repo_or_dir}: not a model folder, and not a Hub repo id (user/name) or the name of "
-                             f"an embedded default ({', '.join(DEFAULT_MODEL_NAMES)})")
+                             f"an embedded default ({', '.join(DEFAULT_MODEL_FOLDERS)})")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
